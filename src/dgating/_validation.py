@@ -111,7 +111,8 @@ def check_array(
     if shape is not None:
         ok = len(shape) == arr.ndim and all(s is None or s == a for s, a in zip(shape, arr.shape))
         if not ok:
-            expected = "(" + ", ".join("n" if s is None else str(s) for s in shape) + ")"
+            dims = ["n" if s is None else str(s) for s in shape]
+            expected = f"({dims[0]},)" if len(dims) == 1 else "(" + ", ".join(dims) + ")"
             raise InvalidParameterError(f"`{name}` must have shape {expected}; got {arr.shape}.")
     if finite and arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))

@@ -4,6 +4,7 @@ r"""Certificates that a candidate :math:`w` is a local minimiser of :math:`L_w` 
 * Zero groups: :math:`\|g_j\| \le \lambda` for :math:`q = 1`; automatic for :math:`q < 1`.
 * Second order: the Hessian of :math:`L_0 + \lambda\sum_j\|w_j\|^q` reduced to the support is
   positive semidefinite.
+* For gated parameters :math:`(\omega, \Gamma)`: balancedness.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import check_array, check_positive
+from .gating import DGating, GatedParams
 from .objectives import PenalisedObjective
 from .problem import Problem
 
@@ -37,6 +39,9 @@ class Certificate:
         All three within ``tol`` / ``hess_tol``.
     support : list of int
         Labels of the non-zero groups.
+    max_imbalance : float or None
+        :math:`\max_{j,d} |\Delta_{j,d}| / \max(1, \|\omega_j\|^2)` when gated parameters were
+        certified, else ``None``.
     """
 
     stationarity: float
@@ -46,13 +51,14 @@ class Certificate:
     support: list[int]
     tol: float
     hess_tol: float
+    max_imbalance: float | None = None
 
 
 def certify(
     problem: Problem,
     depth: int,
     lam: float,
-    w: np.ndarray,
+    w: np.ndarray | GatedParams,
     *,
     tol: float = 1e-7,
     hess_tol: float = 1e-8,
@@ -66,8 +72,9 @@ def certify(
         :math:`D`, :math:`q = 2/D`.
     lam : float
         :math:`\lambda`.
-    w : ndarray, shape (n_features,)
-        Candidate.
+    w : ndarray, shape (n_features,), or GatedParams
+        Candidate; gated parameters are collapsed and must also be balanced to ``tol`` (a
+        minimiser of :math:`L` is balanced, THEORY.md 2.2).
     tol : float, default=1e-7
         Bound on the relative stationarity (and on the violation of the zero-group condition).
     hess_tol : float, default=1e-8
@@ -82,12 +89,18 @@ def certify(
     >>> import numpy as np
     >>> from dgating.problem import GroupedProblem
     >>> prob = GroupedProblem(np.eye(2), np.array([3.0, 0.1]), np.array([0, 1]))
-    >>> certify(prob, 2, 0.2, np.array([1.3, 0.0])).passed
+    >>> certify(prob, 2, 0.2, np.array([2.6, 0.0])).passed
     True
-    >>> certify(prob, 2, 0.2, np.array([1.3001, 0.0])).passed  # perturbed: not stationary
+    >>> certify(prob, 2, 0.2, np.array([2.6001, 0.0])).passed  # perturbed: not stationary
     False
     """
     obj = PenalisedObjective(problem, depth, lam)
+    imbalance = None
+    if isinstance(w, GatedParams):
+        gating = DGating(depth, problem.groups)
+        params = gating.check(w)
+        imbalance = gating.relative_imbalance(params)
+        w = gating.collapse(params)
     w = check_array(w, "w", shape=(problem.n_features,))
     tol, hess_tol = check_positive(tol, "tol"), check_positive(hess_tol, "hess_tol")
     grad = problem.grad(w)
@@ -105,6 +118,7 @@ def certify(
     else:
         min_eig = float("inf")
     passed = stat <= tol and margin >= -tol and min_eig >= -hess_tol
+    passed = passed and (imbalance is None or imbalance <= tol)
     return Certificate(
         stationarity=stat,
         zero_group_margin=margin,
@@ -113,4 +127,5 @@ def certify(
         support=[int(j) for j in np.flatnonzero(~zero)],
         tol=tol,
         hess_tol=hess_tol,
+        max_imbalance=imbalance,
     )

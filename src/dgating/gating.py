@@ -112,7 +112,7 @@ class DGating:
         return params.omega * self.groups.expand(params.gates.prod(axis=1))
 
     def pullback(self, params: GatedParams, grad_w: np.ndarray) -> GatedParams:
-        r"""Chain rule: gradients with respect to :math:`(\omega, \Gamma)` from :math:`g = \nabla_w`.
+        r"""Chain rule: the gradient in :math:`(\omega, \Gamma)` from :math:`g = \nabla_w L_0`.
 
         .. math::
             \partial_{\omega_{G_j}} = P_j\, g_j, \qquad
@@ -143,7 +143,7 @@ class DGating:
         return GatedParams(d_omega, d_gates)
 
     def pushforward(self, params: GatedParams, direction: GatedParams) -> np.ndarray:
-        r"""Jacobian-vector product :math:`\mathrm{d}w = J_{(\omega,\Gamma)}\, v`, shape (n_features,)."""
+        r"""Jacobian-vector product :math:`\mathrm{d}w = J_{(\omega,\Gamma)} v`, shape (p,)."""
         g = self.groups
         d_prod = (_products_excluding(params.gates, 1) * direction.gates).sum(axis=1)
         return direction.omega * g.expand(params.gates.prod(axis=1)) + params.omega * g.expand(
@@ -157,7 +157,8 @@ class DGating:
         return float(om @ om + np.sum(params.gates**2)) / self.depth
 
     def penalty_per_group(self, params: GatedParams) -> np.ndarray:
-        r"""Arithmetic means :math:`AM_j = \frac{1}{D}(\|\omega_{G_j}\|^2 + \sum_d \gamma_{j,d}^2)`."""
+        r"""Arithmetic means
+        :math:`AM_j = \frac{1}{D}(\|\omega_{G_j}\|^2 + \sum_d \gamma_{j,d}^2)`, shape (J,)."""
         return (self.groups.sq_norms(params.omega) + np.sum(params.gates**2, axis=1)) / self.depth
 
     def geometric_means(self, params: GatedParams) -> np.ndarray:
@@ -165,7 +166,8 @@ class DGating:
         return self.groups.norms(self.collapse(params)) ** (2.0 / self.depth)
 
     def imbalance(self, params: GatedParams) -> np.ndarray:
-        r""":math:`\Delta_{j,d} = \|\omega_{G_j}\|^2 - \gamma_{j,d}^2`, shape ``(n_groups, depth-1)``."""
+        r"""Imbalances :math:`\Delta_{j,d} = \|\omega_{G_j}\|^2 - \gamma_{j,d}^2`,
+        shape ``(n_groups, depth-1)``."""
         return self.groups.sq_norms(params.omega)[:, None] - params.gates**2
 
     def gate_imbalance(self, params: GatedParams) -> np.ndarray:
@@ -201,9 +203,7 @@ class DGating:
         else:
             signs = check_array(signs, "signs", shape=(g.n_groups, self.n_gates))
             if not np.all(np.abs(signs) == 1):
-                raise InvalidParameterError(
-                    "`signs` must contain only -1 and +1; got other values."
-                )
+                raise InvalidParameterError("`signs` must contain only -1 and +1; got others.")
         norms = g.norms(w)
         root = norms ** (1.0 / self.depth)
         nz = norms > 0

@@ -71,7 +71,7 @@ class SquaredLoss(Loss):
 
 @dataclass(frozen=True)
 class LogisticLoss(Loss):
-    r"""Logistic loss :math:`L_0 = \frac{1}{n} \sum_i \log(1 + e^{-y_i z_i})`, :math:`y_i \in \{-1, 1\}`.
+    r"""Logistic loss :math:`L_0 = \frac{1}{n} \sum_i \log(1 + e^{-y_i z_i})`, :math:`y_i = \pm 1`.
 
     Examples
     --------
@@ -108,7 +108,7 @@ LOSSES: dict[str, Loss] = {"squared": SquaredLoss(), "logistic": LogisticLoss()}
 
 
 def get_loss(loss: str | Loss) -> Loss:
-    """Return the :class:`Loss` named ``loss`` (``"squared"`` or ``"logistic"``) or ``loss`` itself."""
+    """The :class:`Loss` named ``loss`` (``"squared"`` or ``"logistic"``), or ``loss`` itself."""
     if isinstance(loss, Loss):
         return loss
     return LOSSES[check_choice(loss, "loss", LOSSES)]

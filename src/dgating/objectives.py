@@ -1,6 +1,7 @@
 r"""The two objectives of D-Gating.
 
-* :class:`PenalisedObjective`, non-smooth: :math:`L_w(w) = L_0(w) + \lambda \sum_j \|w_{G_j}\|^{2/D}`.
+* :class:`PenalisedObjective`, non-smooth:
+  :math:`L_w(w) = L_0(w) + \lambda \sum_j \|w_{G_j}\|^{2/D}`.
 * :class:`GatedObjective`, smooth: :math:`L(\omega, \Gamma) = L_0(\omega \odot \Gamma) +
   \frac{\lambda}{D}(\|\omega\|^2 + \|\Gamma\|_F^2)`.
 
@@ -56,7 +57,7 @@ class PenalisedObjective:
         return self.problem.value(w) + self.penalty.value(w, self.groups)
 
     def grad_on_support(self, w: np.ndarray) -> np.ndarray:
-        r"""Gradient of :math:`L_w` on the non-zero groups and the unpenalised features (0 elsewhere).
+        r"""Gradient of :math:`L_w` on the non-zero groups and unpenalised features (0 elsewhere).
 
         .. math:: g_j + \lambda q \|w_j\|^{q-2} w_j .
         """
@@ -105,15 +106,16 @@ class PenalisedObjective:
 
 
 class GatedObjective:
-    r"""Smooth gated objective
-    :math:`L(\omega, \Gamma) = L_0(w) + \frac{\lambda}{D}(\|\omega_{\mathrm{pen}}\|^2 + \|\Gamma\|_F^2)`,
+    r"""Smooth gated objective :math:`L(\omega, \Gamma) = L_0(w) +
+    \frac{\lambda}{D}(\|\omega_{\mathrm{pen}}\|^2 + \|\Gamma\|_F^2)`,
     :math:`w = \omega \odot \prod_d \gamma_{\cdot, d}`.
 
     Gradients (THEORY.md sec. 1):
 
     .. math::
         \partial_{\omega_{G_j}} L = P_j g_j + \tfrac{2\lambda}{D}\omega_{G_j}, \qquad
-        \partial_{\gamma_{j,d}} L = P_{j,-d}\langle g_j, \omega_{G_j}\rangle + \tfrac{2\lambda}{D}\gamma_{j,d}.
+        \partial_{\gamma_{j,d}} L = P_{j,-d}\langle g_j, \omega_{G_j}\rangle
+        + \tfrac{2\lambda}{D}\gamma_{j,d}.
 
     Parameters
     ----------

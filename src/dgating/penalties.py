@@ -1,4 +1,4 @@
-r"""The group :math:`L_{2,q}` penalty :math:`\lambda \sum_j \|w_{G_j}\|_2^q` and its proximal operator.
+r"""The group :math:`L_{2,q}` penalty :math:`\lambda \sum_j \|w_{G_j}\|_2^q` and its prox.
 
 For depth-:math:`D` gating, :math:`q = 2/D` (:func:`effective_q`): ``D = 2`` is the group lasso,
 ``D = 3`` is :math:`L_{2,2/3}`, ``D = 4`` is :math:`L_{2,1/2}`; non-convex for ``D >= 3``.
@@ -51,7 +51,9 @@ def _check_q(q: float) -> float:
 def prox_threshold(t: float | np.ndarray, q: float) -> np.ndarray:
     r"""The threshold :math:`\tau(t, q)` below which :math:`T(s) = 0`.
 
-    .. math:: \tau = \tfrac{2-q}{2(1-q)} \big(2t(1-q)\big)^{1/(2-q)} \quad (q < 1), \qquad \tau = t \quad (q = 1).
+    .. math::
+        \tau = \tfrac{2-q}{2(1-q)} \big(2t(1-q)\big)^{1/(2-q)} \quad (q < 1),
+        \qquad \tau = t \quad (q = 1).
 
     Examples
     --------
@@ -107,7 +109,7 @@ def _root_newton(s: np.ndarray, t: np.ndarray, q: float) -> np.ndarray:
 
 
 def scalar_prox(s: np.ndarray | float, t: np.ndarray | float, q: float) -> np.ndarray:
-    r"""The scalar thresholding map :math:`T(s) = \operatorname{argmin}_{r\ge0} \frac12(r-s)^2 + t r^q`.
+    r"""The scalar map :math:`T(s) = \operatorname{argmin}_{r\ge0} \frac12(r-s)^2 + t r^q`.
 
     Parameters
     ----------
@@ -129,7 +131,7 @@ def scalar_prox(s: np.ndarray | float, t: np.ndarray | float, q: float) -> np.nd
     >>> float(scalar_prox(3.0, 1.0, 1.0))
     2.0
     >>> float(scalar_prox(1.4, 1.0, 0.5)), round(float(scalar_prox(2.0, 1.0, 0.5)), 6)
-    (0.0, 1.716673)
+    (0.0, 1.605378)
     """
     q = _check_q(q)
     s, t = np.broadcast_arrays(np.asarray(s, dtype=float), np.asarray(t, dtype=float))

@@ -57,7 +57,7 @@ class Problem:
         return 0.5 * (h + h.T)
 
     def lipschitz(self) -> float:
-        r"""An upper bound on the Lipschitz constant of :math:`\nabla L_0` (or ``nan`` if unknown)."""
+        r"""An upper bound on the Lipschitz constant of :math:`\nabla L_0` (``nan`` if unknown)."""
         return float("nan")
 
 
@@ -230,6 +230,7 @@ def load_problem(path: str | Path, loss: str = "squared") -> GroupedProblem:
     missing = [k for k in ("X", "y", "groups") if k not in arrays]
     if missing:
         raise InvalidParameterError(
-            f"`DATA` must hold the arrays X, y and groups; got '{path}' without {', '.join(missing)}."
+            f"`DATA` must hold the arrays X, y and groups; got '{path}' without "
+            f"{', '.join(missing)}."
         )
     return GroupedProblem(arrays["X"], arrays["y"], arrays["groups"], loss)
