@@ -68,6 +68,7 @@ def certify(
     Parameters
     ----------
     problem : Problem
+        Supplies :math:`L_0` and the grouping.
     depth : int
         :math:`D`, :math:`q = 2/D`.
     lam : float

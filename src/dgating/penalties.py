@@ -33,6 +33,16 @@ __all__ = ["GroupLqPenalty", "effective_q", "prox_threshold", "scalar_prox"]
 def effective_q(depth: int) -> float:
     r"""The exponent :math:`q = 2/D` of the penalty induced by depth-:math:`D` gating.
 
+    Parameters
+    ----------
+    depth : int
+        :math:`D \ge 2`.
+
+    Returns
+    -------
+    float
+        :math:`q = 2/D \in (0, 1]`.
+
     Examples
     --------
     >>> effective_q(2), effective_q(4)

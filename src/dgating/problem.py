@@ -209,6 +209,18 @@ class TorchProblem(Problem):
 def load_problem(path: str | Path, loss: str = "squared") -> GroupedProblem:
     """Read a :class:`GroupedProblem` from an ``.npz`` file holding ``X``, ``y`` and ``groups``.
 
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npz`` file: ``X`` (n_samples, n_features), ``y`` (n_samples,), ``groups``
+        (n_features,) integer labels with ``-1`` for unpenalised features.
+    loss : {"squared", "logistic"}, default="squared"
+        The data term.
+
+    Returns
+    -------
+    GroupedProblem
+
     Raises
     ------
     InvalidParameterError
