@@ -117,3 +117,17 @@ def test_gradient_descent_route(rng):
     res_lb = solve_gated(prob, 3, 0.05)
     assert res_gd.converged
     np.testing.assert_allclose(res_gd.w, res_lb.w, rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+@pytest.mark.parametrize("intercept", [False, True])
+def test_large_lam_zeroes_every_group(rng, depth, intercept):
+    # D = 2 above lam_max = max_j ||grad_j L0(w_free)||: the solution has no active group.
+    prob = random_problem(rng, n=30, p=12, group_size=3, intercept=intercept)
+    lam = 10.0 * float(np.max(prob.groups.norms(prob.grad(np.zeros(prob.n_features)))))
+    for res in (solve_prox(prob, depth, lam), solve_gated(prob, depth, lam)):
+        assert res.converged and res.support(prob.groups) == []
+        free = ~prob.groups.penalised
+        assert np.all(res.w[prob.groups.penalised] == 0.0)
+        if intercept:  # the unpenalised intercept solves its own first-order condition
+            assert abs(prob.grad(res.w)[free]).max() <= 1e-8 * (1 + abs(prob.y).max())

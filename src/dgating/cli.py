@@ -18,7 +18,14 @@ from ._validation import InputError
 __all__ = ["main", "number", "print_json"]
 
 # Modules contributing subcommands, in the order of `dgating --help`.
-SUBCOMMAND_MODULES = ("dgating.cli",)
+SUBCOMMAND_MODULES = (
+    "dgating.cli",
+    "dgating.theory._cli",
+    "dgating.simulations._cli",
+    "dgating.proofs_check._cli",
+    "dgating.nn._cli",
+    "dgating.figures._cli",
+)
 
 
 class _Parser(argparse.ArgumentParser):

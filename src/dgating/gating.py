@@ -36,7 +36,7 @@ class GatedParams:
     gates: np.ndarray
 
 
-def _products_excluding(gates: np.ndarray, n_excluded: int) -> np.ndarray:
+def products_excluding(gates: np.ndarray, n_excluded: int) -> np.ndarray:
     """Products of the gates of each group with ``n_excluded`` (1 or 2) of them left out.
 
     Returns shape ``(J, k)`` for one excluded index and ``(J, k, k)`` for two (zero on the diagonal,
@@ -120,7 +120,7 @@ class DGating:
         """
         d_omega = self.groups.expand(params.gates.prod(axis=1)) * grad_w
         inner = self.groups.group_sums(grad_w * params.omega)
-        d_gates = _products_excluding(params.gates, 1) * inner[:, None]
+        d_gates = products_excluding(params.gates, 1) * inner[:, None]
         return GatedParams(d_omega, d_gates)
 
     def pullback_derivative(
@@ -131,8 +131,8 @@ class DGating:
         This is the curvature term :math:`\sum_i g_i \nabla^2 w_i\, v` of the gated Hessian.
         """
         g = self.groups
-        p_minus = _products_excluding(params.gates, 1)  # (J, k)
-        p_minus2 = _products_excluding(params.gates, 2)  # (J, k, k)
+        p_minus = products_excluding(params.gates, 1)  # (J, k)
+        p_minus2 = products_excluding(params.gates, 2)  # (J, k, k)
         d_prod = (p_minus * direction.gates).sum(axis=1)  # directional derivative of P_j
         d_omega = g.expand(d_prod, fill=0.0) * grad_w
         inner = g.group_sums(grad_w * params.omega)
@@ -145,7 +145,7 @@ class DGating:
     def pushforward(self, params: GatedParams, direction: GatedParams) -> np.ndarray:
         r"""Jacobian-vector product :math:`\mathrm{d}w = J_{(\omega,\Gamma)} v`, shape (p,)."""
         g = self.groups
-        d_prod = (_products_excluding(params.gates, 1) * direction.gates).sum(axis=1)
+        d_prod = (products_excluding(params.gates, 1) * direction.gates).sum(axis=1)
         return direction.omega * g.expand(params.gates.prod(axis=1)) + params.omega * g.expand(
             d_prod, fill=0.0
         )
