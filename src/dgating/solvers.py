@@ -366,12 +366,31 @@ def initial_point(
 ) -> np.ndarray:
     r"""The documented starting point shared by both solvers (and the simulations).
 
-    * ``"ridge"``: :math:`w_0 = \operatorname{argmin}_w L_0(w) + \frac{\lambda}{2}\|w\|^2`
-      (L-BFGS; with :math:`\lambda = 0` a tiny ridge :math:`10^{-8}` keeps it unique). A dense,
+    * ``"ridge"``: :math:`w_0 \approx \operatorname{argmin}_w L_0(w) + \frac{\lambda}{2}\|w\|^2`
+      (scipy's L-BFGS-B at its default ``ftol``, deterministic; with :math:`\lambda = 0` a tiny
+      ridge :math:`10^{-8}` keeps it unique). Only a starting point, so no tighter solve. A dense,
       non-sparse start: for :math:`q < 1` the origin is always a local minimiser of :math:`L_w`, so
       starting there would stop at once.
     * ``"random"``: :math:`w_0 \sim \mathcal N(0, \text{init\_scale}^2 I)` drawn with
       ``numpy.random.default_rng(seed)``.
+
+    Parameters
+    ----------
+    problem : Problem
+        Data term and grouping.
+    lam : float
+        :math:`\lambda \ge 0`, the ridge weight of ``"ridge"``.
+    init : {"ridge", "random"}, default="ridge"
+        Which start.
+    seed : int, default=0
+        Seed of ``"random"``.
+    init_scale : float, default=0.1
+        Standard deviation of ``"random"``.
+
+    Returns
+    -------
+    ndarray, shape (n_features,)
+        :math:`w_0`.
     """
     check_choice(init, "init", INITS)
     lam = check_lam(lam)
@@ -559,5 +578,23 @@ METHODS: dict[str, Callable[..., SolveResult]] = {"gated": solve_gated, "prox": 
 def solve(
     problem: Problem, depth: int, lam: float, *, method: str = "prox", **kwargs
 ) -> SolveResult:
-    """Dispatch to :func:`solve_prox` (``method="prox"``) or :func:`solve_gated` (``"gated"``)."""
+    """Dispatch to :func:`solve_prox` (``method="prox"``) or :func:`solve_gated` (``"gated"``).
+
+    Parameters
+    ----------
+    problem : Problem
+        Data term and grouping.
+    depth : int
+        :math:`D \ge 2`.
+    lam : float
+        :math:`\lambda \ge 0`.
+    method : {"prox", "gated"}, default="prox"
+        The route.
+    **kwargs
+        Passed to the solver.
+
+    Returns
+    -------
+    SolveResult
+    """
     return METHODS[check_choice(method, "method", METHODS)](problem, depth, lam, **kwargs)
