@@ -578,7 +578,7 @@ METHODS: dict[str, Callable[..., SolveResult]] = {"gated": solve_gated, "prox": 
 def solve(
     problem: Problem, depth: int, lam: float, *, method: str = "prox", **kwargs
 ) -> SolveResult:
-    """Dispatch to :func:`solve_prox` (``method="prox"``) or :func:`solve_gated` (``"gated"``).
+    r"""Dispatch to :func:`solve_prox` (``method="prox"``) or :func:`solve_gated` (``"gated"``).
 
     Parameters
     ----------
