@@ -1,0 +1,188 @@
+"""Training-step time and memory of a D-gated MLP against the same plain MLP.
+
+Model 784-300-100-10 (ReLU), batch 128 of random data, cross-entropy, CPU. One step = forward +
+backward + SGD step. Variants:
+
+* ``plain``: ``torch.optim.SGD(weight_decay=2 lam / D)`` (ridge, the same decay work);
+* ``gated``: every Linear D-gated by output neurons (:func:`dgating.nn.dgate`, default fast forward
+  that scales activations), ``SGD(param_groups(net, lam))``;
+* ``generic``: the same, with ``fast=False`` (plain ``torch.nn.utils.parametrize``, which
+  materialises :math:`w = \\omega P` every step), for reference.
+
+Timing: the variants alternate in blocks of ``--block`` steps after a warm-up; the ratio is the
+median over blocks of (gated block time / plain block time) from the same run, so the machine's
+load drift cancels. Memory: bytes allocated by torch during one step (torch.profiler,
+``profile_memory``), parameter counts, and the growth of the resident set of a fresh subprocess
+while it builds the model and optimiser and does 30 steps.
+
+Threads: one torch thread by default. On the shared 2-core machine (load 7-9 from other jobs)
+two intra-op threads oversubscribe the cores and make every step ~10x slower and the timings
+meaningless; ``--threads 2`` measures the two-thread case on a quiet machine.
+
+Usage: ``python benchmarks/bench_nn.py [--dtype float64|float32] [--depth 3] [--blocks 30]
+[--threads 1]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dgating.nn import dgate, param_groups, weight_decay
+
+LAM = 1e-4
+
+
+def build(variant: str, depth: int, dtype: torch.dtype, seed: int = 0):
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10)
+    ).to(dtype)
+    if variant == "plain":
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, weight_decay=weight_decay(LAM, depth))
+        return net, opt
+    for layer in (net[0], net[2], net[4]):
+        dgate(layer, depth, group="out", fast=(variant == "gated"))
+    return net, torch.optim.SGD(param_groups(net, LAM), lr=0.01)
+
+
+def make_step(net, opt, x, y):
+    def step():
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    return step
+
+
+def data(dtype, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(128, 784, generator=g, dtype=dtype), torch.randint(
+        0, 10, (128,), generator=g
+    )
+
+
+def step_bytes(variant, depth, dtype) -> int:
+    """Total bytes allocated by torch in one training step (torch.profiler)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    net, opt = build(variant, depth, dtype)
+    step = make_step(net, opt, *data(dtype))
+    for _ in range(3):
+        step()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    return int(sum(max(e.self_cpu_memory_usage, 0) for e in prof.key_averages()))
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_child(variant: str, depth: int, dtype: torch.dtype) -> float:
+    """In a fresh interpreter: RSS growth (MB) while building the model and doing 30 steps."""
+    x, y = data(dtype)
+    build("plain", depth, dtype)  # warm the allocator and lazy imports
+    r0 = _rss_bytes()
+    net, opt = build(variant, depth, dtype)
+    step = make_step(net, opt, x, y)
+    for _ in range(30):
+        step()
+    return (_rss_bytes() - r0) / 2**20
+
+
+def rss_growth_mb(variant: str, depth: int, dtype_name: str) -> float:
+    """Growth of the resident set (MB, /proc/self/statm) of a fresh interpreter while it builds
+    the model and optimiser and runs 30 steps (parameters, gradients, buffers)."""
+    cmd = [sys.executable, __file__, "--rss-child", variant, "--depth", str(depth)]
+    cmd += ["--dtype", dtype_name, "--threads", "1"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--blocks", type=int, default=30)
+    ap.add_argument("--block", type=int, default=20, help="steps per timed block")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; see above)")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--rss-child", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    dtype = getattr(torch, args.dtype)
+    if args.rss_child:
+        print(_rss_child(args.rss_child, args.depth, dtype))
+        return
+    variants = ("plain", "gated", "generic")
+    steps = {}
+    for v in variants:
+        net, opt = build(v, args.depth, dtype)
+        steps[v] = make_step(net, opt, *data(dtype))
+        for _ in range(20):  # warm-up
+            steps[v]()
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(args.blocks):
+        for v in variants:
+            t0 = time.perf_counter()
+            for _ in range(args.block):
+                steps[v]()
+            times[v].append((time.perf_counter() - t0) / args.block)
+    med = {v: statistics.median(ts) for v, ts in times.items()}
+    ratio = {
+        v: statistics.median(a / b for a, b in zip(times[v], times["plain"]))
+        for v in ("gated", "generic")
+    }
+    n_params = {}
+    for v in variants:
+        net, _ = build(v, args.depth, dtype)
+        n_params[v] = sum(p.numel() for p in net.parameters())
+    alloc = {v: step_bytes(v, args.depth, dtype) for v in variants}
+    rss = {v: rss_growth_mb(v, args.depth, args.dtype) for v in variants}
+    res = {
+        "dtype": args.dtype,
+        "depth": args.depth,
+        "threads": args.threads,
+        "steps_timed": args.blocks * args.block,
+        "median_step_ms": {v: 1e3 * t for v, t in med.items()},
+        "ratio_vs_plain": ratio,
+        "n_params": n_params,
+        "alloc_bytes_per_step": alloc,
+        "rss_growth_mb": rss,
+        "target_ratio": 1.15,
+        "passed": ratio["gated"] <= 1.15,
+    }
+    if args.json:
+        print(json.dumps(res))
+        return
+    print(
+        f"bench_nn: MLP 784-300-100-10, batch 128, {args.dtype}, D={args.depth}, "
+        f"{args.threads} threads, {args.blocks} x {args.block} steps per variant"
+    )
+    print(
+        f"{'variant':<8} {'median ms/step':>15} {'ratio':>7} {'params':>8} "
+        f"{'alloc/step MB':>14} {'+RSS MB':>8}"
+    )
+    for v in variants:
+        r = 1.0 if v == "plain" else ratio[v]
+        print(
+            f"{v:<8} {1e3 * med[v]:>15.3f} {r:>7.3f} {n_params[v]:>8d} "
+            f"{alloc[v] / 2**20:>14.2f} {rss[v]:>8.1f}"
+        )
+    verdict = "OK" if res["passed"] else "ABOVE TARGET"
+    print(f"gated/plain = {ratio['gated']:.3f} (target <= 1.15): {verdict}")
+
+
+if __name__ == "__main__":
+    main()

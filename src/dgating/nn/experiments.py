@@ -1,0 +1,519 @@
+r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits and wine).
+
+For every dataset, depth :math:`D \in \{2, 3, 4\}`, :math:`\lambda` on a grid and seed, four ways of
+fitting :math:`L_w(w) = L_0(w) + \lambda\sum_j\|w_j\|_2^{2/D}` are compared:
+
+``dgating``
+    D-gate the grouped layer (:func:`dgating.nn.dgate`, balanced init) and run plain minibatch SGD
+    with coupled weight decay :math:`2\lambda/D` (:func:`dgating.nn.param_groups`) on the smooth
+    :math:`L(\omega, \Gamma)`; collapse at the end.
+``subgradient``
+    SGD directly on :math:`L_w`, with the gradient :math:`\lambda q\|w_j\|^{q-2}w_j` of the
+    penalty on non-zero groups and the subgradient 0 on zero groups.
+``proximal``
+    Proximal SGD: a gradient step on :math:`L_0`, then the group prox of step
+    :math:`\eta\lambda` (:meth:`dgating.GroupLqPenalty.prox`), which produces exact zeros.
+``magnitude``
+    Train without penalty (``lam = 0``), then remove the groups of smallest norm so that the
+    sparsity matches the ``dgating`` run with the same dataset, depth, :math:`\lambda` and seed
+    (no fine-tuning).
+
+A group counts as removed when :math:`\|w_j\|_2 \le \tau \max_k \|w^{(0)}_k\|_2`, with
+:math:`\tau` = ``threshold`` and :math:`w^{(0)}` the layer at initialisation (the same for every
+method of a seed), and is set to zero before the test accuracy is measured. The reference is the
+initial scale of the layer, not the trained weights, so a layer that vanishes as a whole counts as
+removed. A threshold is needed because under (S)GD vanishing groups decay geometrically and never
+reach zero within a finite budget (THEORY.md 2.7); it is the same rule for every method.
+``sparsity`` is the fraction of removed groups.
+
+Datasets (bundled with scikit-learn, no download), standardised on the training split:
+
+* ``digits``: 8x8 images, 10 classes; MLP ``64-64-10`` with ReLU, groups = the 64 hidden neurons
+  (row of the first layer and its bias, ``group="out"``).
+* ``wine``: 13 features, 3 classes; MLP ``13-16-3`` with ReLU, groups = the 13 input features
+  (columns of the first layer, ``group="in"``).
+
+:func:`run_experiments` returns the tidy rows, :func:`trade_off_table` summarises them (mean over
+seeds), :func:`write_results` stores ``results.csv`` and ``results.json`` atomically.
+
+Columns of a row (:data:`COLUMNS`): ``dataset, method, depth, lam, seed``; ``sparsity`` (removed
+groups / ``n_groups``), ``n_groups``, ``n_kept``; ``accuracy`` and ``train_accuracy`` of the
+thresholded network on the test and training splits; ``train_loss`` (mean cross-entropy on the
+training split before thresholding); ``max_imbalance`` (relative
+:math:`\max|\Delta_{j,d}|` at the end, ``dgating`` only, NaN otherwise); ``epochs``;
+``seconds`` (wall time of the run; for ``magnitude`` it includes the dense training).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from .._validation import InvalidParameterError, check_choice, check_depth, check_lam
+
+__all__ = [
+    "COLUMNS",
+    "DATASETS",
+    "METHODS",
+    "ExperimentConfig",
+    "format_table",
+    "quick_config",
+    "run_experiments",
+    "trade_off_table",
+    "write_results",
+]
+
+DATASETS = ("digits", "wine")
+METHODS = ("dgating", "subgradient", "proximal", "magnitude")
+#: Columns of every result row, in order.
+COLUMNS = (
+    "dataset",
+    "method",
+    "depth",
+    "lam",
+    "seed",
+    "sparsity",
+    "n_groups",
+    "n_kept",
+    "accuracy",
+    "train_accuracy",
+    "train_loss",
+    "max_imbalance",
+    "epochs",
+    "seconds",
+)
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    r"""Settings of the trade-off experiment.
+
+    Parameters
+    ----------
+    datasets : tuple of {"digits", "wine"}
+    depths : tuple of int
+        :math:`D \ge 2`; the penalty exponent is :math:`q = 2/D`.
+    lams : tuple of float
+        The :math:`\lambda` grid.
+    seeds : int
+        Seeds ``0 .. seeds-1`` (data split, initialisation and minibatch order).
+    methods : tuple of str
+        Subset of :data:`METHODS`; ``"magnitude"`` needs ``"dgating"`` (it matches its sparsity).
+    epochs : tuple of (dataset, int) pairs
+        Epochs of minibatch SGD per dataset.
+    batch_size : int
+    lr : float
+        SGD step :math:`\eta` (no momentum, so the prox step is :math:`\eta\lambda`).
+    threshold : float
+        Relative threshold :math:`\tau`: groups with :math:`\|w_j\| \le
+        \tau\max_k\|w^{(0)}_k\|` (largest group norm at initialisation) count as removed.
+    test_fraction : float
+        Stratified test split.
+    n_jobs : int
+        Worker processes (1: run in this process).
+    """
+
+    datasets: tuple[str, ...] = DATASETS
+    depths: tuple[int, ...] = (2, 3, 4)
+    lams: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+    seeds: int = 5
+    methods: tuple[str, ...] = METHODS
+    epochs: tuple[tuple[str, int], ...] = (("digits", 40), ("wine", 200))
+    batch_size: int = 64
+    lr: float = 0.1
+    threshold: float = 1e-2
+    test_fraction: float = 0.3
+    n_jobs: int = 2
+
+    def __post_init__(self) -> None:
+        for d in self.datasets:
+            check_choice(d, "datasets", DATASETS)
+        for m in self.methods:
+            check_choice(m, "methods", METHODS)
+        if "magnitude" in self.methods and "dgating" not in self.methods:
+            raise InvalidParameterError(
+                "`methods` with 'magnitude' must include 'dgating' (its sparsity is matched); got "
+                f"{self.methods}."
+            )
+        object.__setattr__(self, "depths", tuple(check_depth(d) for d in self.depths))
+        object.__setattr__(self, "lams", tuple(check_lam(v) for v in self.lams))
+        if not isinstance(self.seeds, int) or self.seeds < 1:
+            raise InvalidParameterError(f"`seeds` must be a positive integer; got {self.seeds}.")
+        if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
+            raise InvalidParameterError(f"`n_jobs` must be a positive integer; got {self.n_jobs}.")
+        if not (0.0 < self.test_fraction < 1.0):
+            raise InvalidParameterError(
+                f"`test_fraction` must be in (0, 1); got {self.test_fraction}."
+            )
+
+    def epochs_for(self, dataset: str) -> int:
+        return dict(self.epochs)[dataset]
+
+
+def quick_config(**overrides) -> ExperimentConfig:
+    """A configuration that runs in seconds (2 depths, 2 lams, 1 seed, few epochs, 1 process)."""
+    base = ExperimentConfig(
+        depths=(2, 3),
+        lams=(0.02, 0.2),
+        seeds=1,
+        epochs=(("digits", 3), ("wine", 30)),
+        n_jobs=1,
+    )
+    return replace(base, **overrides)
+
+
+# ----------------------------------------------------------------------------------------------
+# data and models
+
+
+def _load(dataset: str, seed: int, test_fraction: float):
+    import torch
+    from sklearn.datasets import load_digits, load_wine
+    from sklearn.model_selection import train_test_split
+
+    X, y = (load_digits if dataset == "digits" else load_wine)(return_X_y=True)
+    Xtr, Xte, ytr, yte = train_test_split(
+        X, y, test_size=test_fraction, random_state=seed, stratify=y
+    )
+    mu, sd = Xtr.mean(axis=0), Xtr.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)  # constant pixels of digits
+    f = lambda a: torch.as_tensor((a - mu) / sd, dtype=torch.float64)  # noqa: E731
+    return f(Xtr), torch.as_tensor(ytr), f(Xte), torch.as_tensor(yte), int(y.max()) + 1
+
+
+def _model(dataset: str, n_features: int, n_classes: int, seed: int):
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    hidden = 64 if dataset == "digits" else 16
+    net = nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, n_classes))
+    return net.double(), ("out" if dataset == "digits" else "in")
+
+
+def _group_norms(layer, group: str):
+    """Group norms of a plain nn.Linear: rows with bias ('out') or columns ('in')."""
+    import torch
+
+    w = layer.weight.detach()
+    if group == "out":
+        sq = (w * w).sum(dim=1) + (layer.bias.detach() ** 2 if layer.bias is not None else 0.0)
+    else:
+        sq = (w * w).sum(dim=0)
+    return torch.sqrt(sq)
+
+
+def _scale_groups(layer, group: str, scale) -> None:
+    """Multiply every group of a plain nn.Linear by ``scale[j]`` in place."""
+    import torch
+
+    with torch.no_grad():
+        if group == "out":
+            layer.weight.mul_(scale[:, None])
+            if layer.bias is not None:
+                layer.bias.mul_(scale)
+        else:
+            layer.weight.mul_(scale[None, :])
+
+
+def _accuracy(net, X, y) -> float:
+    import torch
+
+    with torch.no_grad():
+        return float((net(X).argmax(dim=1) == y).double().mean())
+
+
+def _train(task: dict) -> dict:
+    """One training run; ``task`` holds dataset, method, depth, lam, seed and the config."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..penalties import scalar_prox
+    from .export import collapse
+    from .gating import dgate, max_imbalance
+    from .optim import param_groups
+
+    torch.set_num_threads(1)
+    cfg: ExperimentConfig = task["config"]
+    dataset, method, depth, lam, seed = (
+        task[k] for k in ("dataset", "method", "depth", "lam", "seed")
+    )
+    t0 = time.perf_counter()
+    Xtr, ytr, Xte, yte, n_classes = _load(dataset, seed, cfg.test_fraction)
+    net, group = _model(dataset, Xtr.shape[1], n_classes, seed)
+    first = net[0]
+    ref = float(_group_norms(first, group).max())  # scale of the layer at initialisation
+    q = 2.0 / depth if depth else 1.0
+    if method == "dgating":
+        dgate(first, depth, group=group, init="balanced")
+        opt = torch.optim.SGD(param_groups(net, lam), lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    n = Xtr.shape[0]
+    epochs = cfg.epochs_for(dataset)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            opt.zero_grad(set_to_none=False)
+            F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
+            if method == "subgradient" and lam > 0:
+                # gradient lam q ||w_j||^{q-2} w_j on non-zero groups, subgradient 0 at w_j = 0
+                norms = _group_norms(first, group)
+                nz = norms > 0
+                coef = torch.zeros_like(norms)
+                coef[nz] = lam * q * norms[nz] ** (q - 2.0)
+                with torch.no_grad():
+                    if group == "out":
+                        first.weight.grad += coef[:, None] * first.weight
+                        first.bias.grad += coef * first.bias
+                    else:
+                        first.weight.grad += coef[None, :] * first.weight
+            opt.step()
+            if method == "proximal" and lam > 0:
+                norms = _group_norms(first, group).numpy()
+                new = scalar_prox(norms, cfg.lr * lam, q)
+                scale = np.zeros_like(norms)
+                nz = norms > 0
+                scale[nz] = new[nz] / norms[nz]
+                _scale_groups(first, group, torch.as_tensor(scale))
+    imbalance = max_imbalance(net) if method == "dgating" else float("nan")
+    if method == "dgating":
+        net = collapse(net)
+    with torch.no_grad():
+        train_loss = float(F.cross_entropy(net(Xtr), ytr))
+    first = net[0]
+    norms = _group_norms(first, group)
+    data = (Xtr, ytr, Xte, yte)
+    extras = {"train_loss": train_loss, "max_imbalance": imbalance, "epochs": epochs}
+    finite = bool(torch.isfinite(norms).all())
+    if method == "magnitude":
+        out = []
+        order = torch.argsort(norms)
+        for target in task["match"]:
+            k = int(round(target["sparsity"] * norms.numel()))
+            pruned = collapse(net)  # a plain copy
+            scale = torch.ones_like(norms)
+            scale[order[:k]] = 0.0
+            _scale_groups(pruned[0], group, scale)
+            extras["seconds"] = time.perf_counter() - t0
+            out.append(
+                _row(task, target["depth"], target["lam"], k, norms.numel(), pruned, data, extras)
+            )
+        return {"rows": out}
+    if finite:
+        keep = norms > cfg.threshold * ref
+    else:  # the subgradient iteration diverged: count the layer as lost
+        keep = torch.zeros_like(norms, dtype=torch.bool)
+    _scale_groups(first, group, keep.to(norms.dtype))
+    k = int((~keep).sum())
+    extras["seconds"] = time.perf_counter() - t0
+    row = _row(task, depth, lam, k, norms.numel(), net, data, extras)
+    return {"rows": [row]}
+
+
+def _row(task, depth, lam, n_removed, n_groups, net, data, extras) -> dict:
+    Xtr, ytr, Xte, yte = data
+    return {
+        "dataset": task["dataset"],
+        "method": task["method"],
+        "depth": depth,
+        "lam": lam,
+        "seed": task["seed"],
+        "sparsity": n_removed / n_groups,
+        "n_groups": n_groups,
+        "n_kept": n_groups - n_removed,
+        "accuracy": _accuracy(net, Xte, yte),
+        "train_accuracy": _accuracy(net, Xtr, ytr),
+        "train_loss": extras["train_loss"],
+        "max_imbalance": extras["max_imbalance"],
+        "epochs": extras["epochs"],
+        "seconds": extras["seconds"],
+    }
+
+
+def _map(fn, tasks: list[dict], n_jobs: int, desc: str, progress: bool) -> list[dict]:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False)
+    results: list[dict] = []
+    if n_jobs == 1 or len(tasks) <= 1:
+        for t in tasks:
+            results.append(fn(t))
+            bar.update()
+    else:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn: fresh interpreters, no fork of a process that may hold torch threads
+        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as pool:
+            for res in pool.map(fn, tasks, chunksize=4):
+                results.append(res)
+                bar.update()
+    bar.close()
+    return results
+
+
+def run_experiments(config: ExperimentConfig | None = None, *, progress: bool = True) -> list[dict]:
+    r"""Run the trade-off experiment; one tidy row per (dataset, method, depth, lam, seed).
+
+    Parameters
+    ----------
+    config : ExperimentConfig, optional
+        Defaults to :class:`ExperimentConfig` () (the full grid); see :func:`quick_config`.
+    progress : bool, default=True
+        Show a tqdm progress bar.
+
+    Returns
+    -------
+    list of dict
+        Rows with keys :data:`COLUMNS` (``pandas.DataFrame(rows)`` gives the tidy table).
+        ``max_imbalance`` is NaN except for ``dgating``; ``magnitude`` rows carry the depth and
+        lam of the ``dgating`` run whose sparsity they match.
+    """
+    cfg = ExperimentConfig() if config is None else config
+    trained = [m for m in cfg.methods if m != "magnitude"]
+    tasks = [
+        {"config": cfg, "dataset": ds, "method": m, "depth": d, "lam": lam, "seed": s}
+        for ds in cfg.datasets
+        for s in range(cfg.seeds)
+        for m in trained
+        for d in cfg.depths
+        for lam in cfg.lams
+    ]
+    rows = [
+        r for res in _map(_train, tasks, cfg.n_jobs, "nn-experiment", progress) for r in res["rows"]
+    ]
+    if "magnitude" in cfg.methods:
+        dense = []
+        for ds in cfg.datasets:
+            for s in range(cfg.seeds):
+                match = [
+                    {"depth": r["depth"], "lam": r["lam"], "sparsity": r["sparsity"]}
+                    for r in rows
+                    if r["dataset"] == ds and r["seed"] == s and r["method"] == "dgating"
+                ]
+                dense.append(
+                    {
+                        "config": cfg,
+                        "dataset": ds,
+                        "method": "magnitude",
+                        "depth": 0,
+                        "lam": 0.0,
+                        "seed": s,
+                        "match": match,
+                    }
+                )
+        for res in _map(_train, dense, min(cfg.n_jobs, len(dense)), "magnitude", progress):
+            rows.extend(res["rows"])
+    key = {m: i for i, m in enumerate(METHODS)}
+    rows.sort(key=lambda r: (r["dataset"], key[r["method"]], r["depth"], r["lam"], r["seed"]))
+    return rows
+
+
+def trade_off_table(rows: Sequence[dict]) -> list[dict]:
+    """Mean sparsity and test accuracy over seeds per (dataset, depth, lam, method).
+
+    Returns
+    -------
+    list of dict
+        Keys ``dataset, depth, lam, method, n_seeds, sparsity, accuracy, accuracy_std``.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["depth"], r["lam"], r["method"]), []).append(r)
+    key = {m: i for i, m in enumerate(METHODS)}
+    out = []
+    for (ds, d, lam, m), rs in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2], key[kv[0][3]])
+    ):
+        acc = np.array([r["accuracy"] for r in rs])
+        out.append(
+            {
+                "dataset": ds,
+                "depth": d,
+                "lam": lam,
+                "method": m,
+                "n_seeds": len(rs),
+                "sparsity": float(np.mean([r["sparsity"] for r in rs])),
+                "accuracy": float(acc.mean()),
+                "accuracy_std": float(acc.std()),
+            }
+        )
+    return out
+
+
+def format_table(rows: Sequence[dict]) -> str:
+    """The trade-off table as text: one line per (dataset, depth, lam), ``sparsity/accuracy``
+    per method (means over seeds)."""
+    summary = trade_off_table(rows)
+    methods = [m for m in METHODS if any(s["method"] == m for s in summary)]
+    cells: dict[tuple, dict[str, str]] = {}
+    for s in summary:
+        cells.setdefault((s["dataset"], s["depth"], s["lam"]), {})[s["method"]] = (
+            f"{s['sparsity']:.2f}/{s['accuracy']:.3f}"
+        )
+    head = f"{'dataset':<8} {'D':>2} {'lam':>7}  " + "  ".join(f"{m:>12}" for m in methods)
+    lines = ["sparsity/accuracy (mean over seeds)", head, "-" * len(head)]
+    for (ds, d, lam), c in cells.items():
+        lines.append(
+            f"{ds:<8} {d:>2} {lam:>7.3g}  " + "  ".join(f"{c.get(m, '-'):>12}" for m in methods)
+        )
+    return "\n".join(lines)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_results(
+    rows: Sequence[dict], out_dir: str | os.PathLike, config: ExperimentConfig
+) -> dict[str, Path]:
+    """Write ``results.csv`` (tidy rows) and ``results.json`` (config, rows, trade-off table)
+    into ``out_dir`` (created if needed), each atomically (temporary file + ``os.replace``)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: r[k] for k in COLUMNS})
+
+    def clean(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: clean(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [clean(v) for v in x]
+        return x
+
+    cfg = asdict(config)
+    payload = {
+        "config": cfg,
+        "columns": list(COLUMNS),
+        "rows": list(rows),
+        "trade_off": trade_off_table(rows),
+    }
+    paths = {"csv": out / "results.csv", "json": out / "results.json"}
+    _atomic_write(paths["csv"], buf.getvalue())
+    _atomic_write(paths["json"], json.dumps(clean(payload), indent=1))
+    return paths

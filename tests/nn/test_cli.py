@@ -1,0 +1,35 @@
+"""``dgating nn-experiment`` end to end (quick grid)."""
+
+from __future__ import annotations
+
+import json
+
+from dgating.cli import main
+
+
+def test_nn_experiment_quick_writes_results(tmp_path, capsys):
+    out = tmp_path / "nn"
+    code = main(["nn-experiment", "--quick", "--depths", "2", "--lams", "0.1", "--out", str(out)])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "sparsity/accuracy" in text and "dgating" in text and "magnitude" in text
+    assert (out / "results.csv").exists() and (out / "results.json").exists()
+
+
+def test_nn_experiment_json(capsys):
+    code = main(["nn-experiment", "--quick", "--depths", "3", "--lams", "0.1", "--json"])
+    assert code == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert {r["method"] for r in payload["rows"]} == {
+        "dgating",
+        "subgradient",
+        "proximal",
+        "magnitude",
+    }
+    assert payload["files"] == {}
+
+
+def test_nn_experiment_bad_input_exits_2(capsys):
+    assert main(["nn-experiment", "--quick", "--seeds", "0"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "`seeds` must be a positive integer" in err
