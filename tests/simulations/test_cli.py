@@ -1,0 +1,105 @@
+"""``dgating flow`` and ``dgating simulate``: JSON contract, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+import pytest
+
+from dgating.cli import main
+
+DATA = str(resources.files("dgating") / "data" / "example.npz")
+
+
+def _flow_json(capsys, *extra: str) -> dict:
+    code = main(["flow", DATA, "--depth", "3", "--lam", "0.3", "--t-end", "40", "--json", *extra])
+    assert code == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_flow_json_contract(capsys):
+    out = _flow_json(capsys, "--seed", "2", "--init-scale", "0.8")
+    for key in (
+        "t",
+        "gap",
+        "imbalance_initial",
+        "imbalance_final",
+        "rate_imbalance",
+        "rate_imbalance_theory",
+        "rate_gap",
+        "rate_gap_surviving",
+        "rate_gap_vanishing",
+        "nfev",
+        "seconds",
+    ):
+        assert key in out
+    assert len(out["t"]) == len(out["gap"]) == 400
+    J = 10  # example.npz: 10 groups of 4
+    assert len(out["imbalance_initial"]) == J and len(out["imbalance_initial"][0]) == 2
+    assert out["rate_imbalance_theory"] == pytest.approx(0.4)
+    assert out["rate_imbalance"] == pytest.approx(0.4, rel=1e-6)
+    assert out["nfev"] > 0 and out["seconds"] > 0
+    again = _flow_json(capsys, "--seed", "2", "--init-scale", "0.8")
+    assert again["imbalance_initial"] == out["imbalance_initial"]  # seeded initialisation
+    other = _flow_json(capsys, "--seed", "3", "--init-scale", "0.8")
+    assert other["imbalance_initial"] != out["imbalance_initial"]
+
+
+def test_flow_batched_backend_and_empty_class_is_null(capsys):
+    # With a tiny lam nothing vanishes by T: the vanishing class is empty -> null.
+    code = main(
+        [
+            "flow",
+            DATA,
+            "--depth",
+            "2",
+            "--lam",
+            "0.001",
+            "--t-end",
+            "5",
+            "--json",
+            "--backend",
+            "batched",
+            "--rtol",
+            "1e-8",
+            "--n-eval",
+            "50",
+        ]
+    )
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rate_gap_vanishing"] is None
+    assert out["backend"] == "batched"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--depth", "1", "--lam", "0.3", "--t-end", "5"], "`--depth` must be an integer >= 2"),
+        (["--depth", "3", "--lam", "-1", "--t-end", "5"], "`--lam` must be a finite number >= 0"),
+        (["--depth", "3", "--lam", "0.3", "--t-end", "0"], "`--t-end` must be a finite number"),
+        (
+            ["--depth", "3", "--lam", "0.3", "--t-end", "5", "--backend", "jax"],
+            "Unknown `--backend` 'jax'",
+        ),
+    ],
+)
+def test_flow_bad_input_is_one_line_and_exit_2(capsys, args, message):
+    assert main(["flow", DATA, *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_simulate_runs_a_config_file(tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(
+        "[sweep]\ndepths = [3]\nlams = [0.3]\nn_samples = [40]\nn_features = [8]\n"
+        "n_groups = [4]\nn_eval = 200\n"
+    )
+    out = tmp_path / "out"
+    assert main(["simulate", "--config", str(cfg), "--out", str(out), "--no-progress"]) == 0
+    assert "1 configurations (1 computed, 0 resumed, 0 failed)" in capsys.readouterr().out
+    assert (out / "results.csv").is_file() and (out / "summary.json").is_file()
+    assert main(["simulate", "--config", str(tmp_path / "nope.toml")]) == 2
+    assert "`--config` must be a TOML file" in capsys.readouterr().err
