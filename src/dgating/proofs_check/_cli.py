@@ -1,0 +1,66 @@
+"""``dgating verify``: run the proofs-check suite, print the table, write JSON and CSV."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..cli import number, print_json
+
+__all__ = ["register"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dgating verify``."""
+    p = subparsers.add_parser(
+        "verify",
+        help="check numerically that the local minima of L and L_w correspond",
+        description="Run the proofs-check suite: balancedness, both directions of the "
+        "correspondence of local minima (certificates, Hessians, perturbation tests), values, "
+        "multi-start statistics and negative controls. Exit status 1 if any check fails or any "
+        "negative control passes.",
+    )
+    p.add_argument("--suite", default="quick", help="quick (default, < 2 min) or full")
+    p.add_argument(
+        "--depth",
+        type=number,
+        nargs="+",
+        metavar="D",
+        default=None,
+        help="depths D >= 2 (default: 2 3 4 for quick, 2 3 4 5 for full)",
+    )
+    p.add_argument("--problem", nargs="+", default=None, help="restrict to these problems")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--no-controls", action="store_true", help="skip the negative controls")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--out", metavar="DIR", default=None, help="write verify_<suite>.json/.csv")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=_run_verify)
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    import json
+
+    from .._validation import check_choice, check_depth, check_positive
+    from .problems import SUITES
+    from .suite import run_suite
+
+    check_choice(args.suite, "--suite", SUITES)
+    depths = None if args.depth is None else [check_depth(d, "--depth") for d in args.depth]
+    jobs = check_positive(args.jobs, "--jobs", integer=True)
+    res = run_suite(
+        args.suite,
+        depths,
+        problems=args.problem,
+        controls=not args.no_controls,
+        n_jobs=jobs,
+        progress=not args.no_progress,
+    )
+    if args.out is not None:
+        paths = res.write(args.out)
+    if args.json:
+        print_json(json.loads(res.to_json()))
+    else:
+        print(res.table())
+        if args.out is not None:
+            print("wrote " + ", ".join(str(p) for p in paths))
+    return 0 if res.passed else 1

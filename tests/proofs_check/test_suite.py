@@ -1,0 +1,132 @@
+"""The quick suite passes (default run); the full suite is marked slow."""
+
+import csv
+import io
+import json
+
+import pytest
+
+from dgating.proofs_check.result import CheckResult
+from dgating.proofs_check.suite import SuiteResult, SuiteRow, run_suite
+
+
+@pytest.fixture(scope="module")
+def quick():
+    return run_suite("quick", n_jobs=2, progress=False)
+
+
+def test_quick_suite_passes(quick):
+    assert quick.passed, [(r.problem, r.depth, r.check.name, r.check.value) for r in quick.failures]
+    assert quick.depths == (2, 3, 4)
+    controls = [r for r in quick.rows if r.kind == "control"]
+    assert controls and all(r.ok for r in controls)
+    assert any(r.expect == "fail" for r in controls)
+
+
+def test_quick_suite_covers_problems_depths_and_checks(quick):
+    keys = {(r.problem, r.depth) for r in quick.rows if r.kind == "check"}
+    assert len(keys) == len(quick.config["problems"]) * 3
+    names = {r.check.name for r in quick.rows if r.kind == "check"}
+    for required in (
+        "a.balanced",
+        "a.Lw_hessian",
+        "a.Lw_perturbation",
+        "b.L_hessian",
+        "b.L_perturbation",
+        "values.unbalanced",
+        "multistart.certified",
+    ):
+        assert required in names
+    assert len(quick.multistart) == len(keys)  # F7 data
+
+
+def test_quick_suite_serialises(quick, tmp_path):
+    data = json.loads(quick.to_json())
+    assert data["passed"] is True and data["n_failures"] == 0
+    assert {"rows", "runs", "multistart", "depths"} <= set(data)
+    paths = quick.write(tmp_path)
+    assert sorted(p.name for p in paths) == ["verify_quick.csv", "verify_quick.json"]
+    assert not list(tmp_path.glob(".*tmp"))  # atomic writes leave no temporaries
+    rows = list(csv.DictReader(io.StringIO(paths[1].read_text())))
+    assert len(rows) == len(quick.rows)
+    assert "Negative controls" in quick.table()
+
+
+def test_quick_suite_round_trips_through_json(quick):
+    again = SuiteResult.from_dict(json.loads(quick.to_json()))
+    assert again.passed == quick.passed and len(again.rows) == len(quick.rows)
+    assert again.table() == quick.table()
+    ms, ms2 = quick.multistart[0], again.multistart[0]
+    assert ms.match_rate == ms2.match_rate
+    assert list(ms.objective_gated) == list(ms2.objective_gated)
+
+
+def _fake_result(passed: bool, expect: str) -> SuiteResult:
+    check = CheckResult.from_violation("b.L_hessian", 0.0 if passed else 1.0, 0.5)
+    row = SuiteRow("ctl", 2, 0.1, check, kind="control", expect=expect)
+    return SuiteResult("quick", (2,), (row,), (), (), 0.0)
+
+
+def test_negative_control_that_passes_fails_the_suite():
+    assert not _fake_result(passed=True, expect="fail").passed
+    assert _fake_result(passed=False, expect="fail").passed
+
+
+def test_cli_exit_status(monkeypatch, capsys):
+    from dgating.cli import main
+    from dgating.proofs_check import suite
+
+    monkeypatch.setattr(suite, "run_suite", lambda *a, **k: _fake_result(True, "fail"))
+    assert main(["verify", "--no-progress"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+    monkeypatch.setattr(suite, "run_suite", lambda *a, **k: _fake_result(False, "fail"))
+    assert main(["verify", "--no-progress", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["passed"] is True
+
+
+def test_cli_small_run_writes_json(tmp_path, capsys):
+    from dgating.cli import main
+
+    code = main(
+        [
+            "verify",
+            "--problem",
+            "reg_wide",
+            "--depth",
+            "2",
+            "3",
+            "--no-controls",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "reg_wide" in out and "PASSED" in out
+    data = json.loads((tmp_path / "verify_quick.json").read_text())
+    assert data["depths"] == [2, 3]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["verify", "--suite", "huge"], "Unknown `--suite` 'huge'"),
+        (["verify", "--depth", "1"], "`--depth` must be an integer >= 2; got 1.0."),
+        (["verify", "--problem", "nope"], "Unknown `problem` 'nope'"),
+        (["verify", "--jobs", "0"], "`--jobs` must be a positive integer; got 0."),
+    ],
+)
+def test_cli_bad_input_exits_2(argv, message, capsys):
+    from dgating.cli import main
+
+    assert main(argv + ["--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_full_suite_passes():
+    res = run_suite("full", n_jobs=2, progress=False)
+    assert res.passed, [(r.problem, r.depth, r.check.name, r.check.value) for r in res.failures]
+    assert res.depths == (2, 3, 4, 5)
