@@ -25,6 +25,8 @@ for :math:`D = 2` (THEORY.md 2.7).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 
 from ..certificates import certify
@@ -241,9 +243,23 @@ def perturbation_test_penalised(
     """
     obj = PenalisedObjective(problem, depth, lam)
     rng = np.random.default_rng(seed)
-    f0 = obj.value(w)
     dirs, kinds = _penalised_directions(obj, w, rng, n_random)
-    drops = np.array([[f0 - obj.value(w + r * d) for r in radii] for d in dirs])
+    return _perturbation_result(name, obj.value, w, dirs, kinds, radii, rel_allowance)
+
+
+def _perturbation_result(
+    name: str,
+    value: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    dirs: Sequence[np.ndarray],
+    kinds: Sequence[str],
+    radii: np.ndarray,
+    rel_allowance: float,
+) -> CheckResult:
+    """Largest relative decrease ``(f(x0) - f(x0 + r d)) / (1 + |f(x0)|)`` over directions and
+    radii, as a :class:`CheckResult` with the worst direction and radius in its details."""
+    f0 = value(x0)
+    drops = np.array([[f0 - value(x0 + r * d) for r in radii] for d in dirs])
     rel = drops / (1.0 + abs(f0))
     k, i = np.unravel_index(np.argmax(rel), rel.shape)
     return CheckResult.from_violation(
@@ -395,7 +411,6 @@ def perturbation_test_gated(
     rng = np.random.default_rng(seed)
     z0 = gating.pack(params)
     n, p = z0.size, groups.n_features
-    f0 = objective.value(params)
     g_w = objective.problem.grad(gating.collapse(params))
     norms = groups.norms(gating.collapse(params))
     dirs, kinds = [], []
@@ -430,21 +445,8 @@ def perturbation_test_gated(
     if eigvec is not None:
         add(np.asarray(eigvec, dtype=float), "min_eigvec")
         add(-np.asarray(eigvec, dtype=float), "min_eigvec")
-    dirs_arr = np.array(dirs)
-    drops = np.array(
-        [[f0 - objective.value(gating.unpack(z0 + r * d)) for r in radii] for d in dirs_arr]
-    )
-    rel = drops / (1.0 + abs(f0))
-    k, i = np.unravel_index(np.argmax(rel), rel.shape)
-    return CheckResult.from_violation(
-        name,
-        float(rel[k, i]),
-        rel_allowance,
-        n_directions=len(dirs),
-        radii=[float(radii[0]), float(radii[-1]), len(radii)],
-        worst_direction=kinds[k],
-        worst_radius=float(radii[i]),
-        objective=f0,
+    return _perturbation_result(
+        name, lambda z: objective.value(gating.unpack(z)), z0, dirs, kinds, radii, rel_allowance
     )
 
 
