@@ -1,0 +1,100 @@
+"""``dgating figures`` and ``dgating reproduce`` (registered in :mod:`dgating.cli`).
+
+Heavy imports (matplotlib, the figure modules) happen inside the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+__all__ = ["register"]
+
+DEFAULT_OUT = "dgating-output"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``dgating figures`` and ``dgating reproduce``."""
+    p = subparsers.add_parser(
+        "figures",
+        help="draw the theory figures (OUT/figures: vector PDF and PNG; OUT/data: cached .npz)",
+        description="Compute (or load from the cache) and draw the figures F1-F10.",
+    )
+    p.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="figure names or labels (e.g. imbalance_decay or F2); default: all",
+    )
+    p.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default ./{DEFAULT_OUT})")
+    p.add_argument("--quick", action="store_true", help="small configurations (seconds each)")
+    p.add_argument("--force", action="store_true", help="recompute cached data")
+    p.add_argument("--list", action="store_true", help="list the figures and exit")
+    p.set_defaults(handler=_run_figures)
+
+    r = subparsers.add_parser(
+        "reproduce",
+        help="derive, simulate, verify, train, draw; write a self-contained HTML report",
+        description="Run the whole pipeline (theory derivations, simulation sweep, numerical "
+        "verification, network experiments, all figures) and write OUT/report.html with the "
+        "tidy data. Re-running reuses cached results. Exit status 0 when every check passes, "
+        "1 otherwise.",
+    )
+    r.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default ./{DEFAULT_OUT})")
+    r.add_argument("--quick", action="store_true", help="small configurations (under 2 minutes)")
+    r.add_argument("--force", action="store_true", help="ignore the caches and recompute")
+    r.set_defaults(handler=_run_reproduce)
+
+
+def resolve_names(names: list[str] | None) -> list[str] | None:
+    """Map figure names or labels (``F2``, case-insensitive) to registry names."""
+    if not names:
+        return None
+    from .._validation import InvalidParameterError
+    from .registry import FIGURES
+
+    by_label = {spec.label.lower(): name for name, spec in FIGURES.items()}
+    out = []
+    for n in names:
+        key = n.lower()
+        if n in FIGURES:
+            out.append(n)
+        elif key in by_label:
+            out.append(by_label[key])
+        else:
+            valid = ", ".join(f"{s.label}={k}" for k, s in FIGURES.items())
+            raise InvalidParameterError(f"Unknown figure {n!r} for --only. Valid: {valid}.")
+    return out
+
+
+def _run_figures(args: argparse.Namespace) -> int:
+    from .registry import FIGURES, render_all
+
+    if args.list:
+        for name, spec in FIGURES.items():
+            print(f"{spec.label:>3}  {name:<18}  {spec.title}")
+        return 0
+    only = resolve_names(args.only)
+
+    def log(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    results = render_all(args.out, only=only, quick=args.quick, force=args.force, progress=log)
+    for res in results:
+        print(res.pdf)
+        print(res.png)
+    return 0
+
+
+def _run_reproduce(args: argparse.Namespace) -> int:
+    from ._reproduce import reproduce
+
+    argv = (
+        ["reproduce", "--out", str(args.out)]
+        + (["--quick"] if args.quick else [])
+        + (["--force"] if args.force else [])
+    )
+    res = reproduce(args.out, quick=args.quick, force=args.force, argv=argv)
+    print(res.report)
+    return 0 if res.passed else 1

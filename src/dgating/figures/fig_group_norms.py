@@ -1,0 +1,162 @@
+r"""Group-norm trajectories: from a non-sparse regime into sparse optimisation
+=========================================================================
+
+Supports THEORY.md 2.9 and 2.7: started from the dense ridge solution with unbalanced factors, the
+gradient flow first sees a smooth, ridge-like penalty (the imbalance is large), so every group stays
+non-zero; as :math:`\sum|\Delta_{j,d}|` decays like :math:`e^{-4\lambda t/D}` the penalty becomes
+:math:`\lambda\|w_j\|^{2/D}` and the groups outside the support collapse geometrically (top:
+:math:`\|w_j(t)\|`, vermillion for groups that vanish), never reaching exact zero. Bottom: the
+number of groups above :math:`10^{-3}\max_j\|w_j\|` and the normalised imbalance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .registry import FigureSpec, summary_row
+
+__all__ = ["SPEC", "Config", "compute", "plot", "summary"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Flows on the bundled example from ``init="ridge"`` (the ridge solution, lifted and
+    unbalanced by log-normal gate rescalings of spread ``init_scale``), until the imbalance has
+    fallen by ``decades`` powers of ten; output times are log-spaced from ``t_min``."""
+
+    depths: tuple[int, ...] = (2, 3, 4)
+    lam: float = 0.5
+    seed: int = 0
+    init_scale: float = 1.0
+    decades: float = 8.0
+    t_min: float = 1e-2
+    n_t: int = 241
+    rel_threshold: float = 1e-3
+
+
+def compute(config: Config) -> dict[str, np.ndarray]:
+    """Keys ``depths, lam, t, norms, n_active, imbalance, vanishing, n_support_solver``."""
+    from ..objectives import GatedObjective
+    from ..simulations.flow import initial_params, integrate_flow
+    from ..solvers import solve_gated
+    from ._common import example_problem, theory_value
+
+    problem = example_problem()
+    nd, J = len(config.depths), problem.n_groups
+    t = np.zeros((nd, config.n_t))
+    norms = np.zeros((nd, config.n_t, J))
+    n_active = np.zeros((nd, config.n_t), int)
+    imbalance = np.zeros((nd, config.n_t))
+    vanishing = np.zeros((nd, J), bool)
+    n_support = np.zeros(nd, int)
+    for i, depth in enumerate(config.depths):
+        rate = theory_value("imbalance_rate", depth, lam=config.lam)
+        t_end = config.decades * np.log(10.0) / rate
+        t_eval = np.concatenate([[0.0], np.geomspace(config.t_min, t_end, config.n_t - 1)])
+        obj = GatedObjective(problem, depth, config.lam)
+        p0 = initial_params(obj, init="ridge", seed=config.seed, init_scale=config.init_scale)
+        res = integrate_flow(obj, p0, (0.0, t_end), t_eval=t_eval)
+        t[i], norms[i] = res.t, res.group_norms
+        top = res.group_norms.max(axis=1, keepdims=True)
+        n_active[i] = (res.group_norms >= config.rel_threshold * top).sum(axis=1)
+        imb = np.abs(res.imbalance).reshape(res.t.size, -1).sum(axis=1)
+        imbalance[i] = imb / imb[0]
+        half = res.group_norms[np.searchsorted(res.t, 0.5 * t_end)]
+        vanishing[i] = res.group_norms[-1] < 0.5 * half
+        # The limit's support from the solver started at the flow's end point (balanced lift).
+        w_end = res.omega[-1] * problem.groups.expand(res.gates[-1].prod(axis=1))
+        n_support[i] = len(
+            solve_gated(problem, depth, config.lam, w0=w_end).support(problem.groups)
+        )
+    return {
+        "depths": np.asarray(config.depths),
+        "lam": np.float64(config.lam),
+        "t": t,
+        "norms": norms,
+        "n_active": n_active,
+        "imbalance": imbalance,
+        "vanishing": vanishing,
+        "n_support_solver": n_support,
+    }
+
+
+def summary(data: dict[str, np.ndarray]) -> list[dict]:
+    """Groups surviving at the end of the flow against the support found by ``solve_gated``."""
+    lam = float(data["lam"])
+    return [
+        summary_row(
+            "support size: flow end vs solver",
+            f"D={d}, lam={lam:g}",
+            float(data["n_support_solver"][i]),
+            float((~data["vanishing"][i]).sum()),
+            "theory column: solve_gated support from the flow's end point",
+        )
+        for i, d in enumerate(data["depths"])
+    ]
+
+
+def plot(data: dict[str, np.ndarray], ax=None):
+    """Top row: group norms per depth (log-log); bottom row: active groups and imbalance."""
+    from ._style import OKABE_ITO, axes_or_new, style
+
+    depths = data["depths"]
+    nd = depths.size
+    lam = float(data["lam"])
+    with style():
+        fig, axes = axes_or_new(ax, 2 * nd, ncols=nd, width=7.5, height=2.3)
+        for i, depth in enumerate(depths):
+            top, bot = axes[i], axes[nd + i]
+            t = data["t"][i][1:]
+            for j in range(data["norms"].shape[-1]):
+                van = bool(data["vanishing"][i, j])
+                col = OKABE_ITO["vermillion"] if van else OKABE_ITO["blue"]
+                top.plot(t, np.maximum(data["norms"][i, 1:, j], 1e-300), color=col, lw=0.9)
+            top.set_xscale("log")
+            top.set_yscale("log")
+            top.set_ylim(bottom=max(1e-12, float(data["norms"][i, -1].min()) * 0.5))
+            top.set_title(rf"$D = {depth}$, $\lambda = {lam:g}$")
+            top.set_xlabel(r"$t$")
+            bot.step(
+                t,
+                data["n_active"][i, 1:],
+                where="post",
+                color="k",
+                label=r"# groups $\geq 10^{-3}\max_j\|w_j\|$",
+            )
+            bot.set_xscale("log")
+            bot.set_xlabel(r"$t$")
+            bot.set_ylim(0, data["norms"].shape[-1] + 0.5)
+            twin = bot.twinx()
+            twin.plot(
+                t,
+                data["imbalance"][i, 1:],
+                color=OKABE_ITO["orange"],
+                ls="--",
+                label=r"$\sum|\Delta(t)| / \sum|\Delta(0)|$",
+            )
+            twin.set_yscale("log")
+            twin.grid(False)
+            twin.spines["right"].set_visible(True)
+            if i == nd - 1:
+                twin.set_ylabel(r"$\sum|\Delta(t)|/\sum|\Delta(0)|$", color=OKABE_ITO["orange"])
+            if i == 0:
+                lines = bot.get_legend_handles_labels()
+                tw = twin.get_legend_handles_labels()
+                bot.legend(lines[0] + tw[0], lines[1] + tw[1], loc="lower left", fontsize=6.5)
+        axes[0].set_ylabel(r"$\|w_j(t)\|$")
+        axes[nd].set_ylabel("active groups")
+    return fig
+
+
+SPEC = FigureSpec.from_module(
+    __doc__,
+    name="group_norms",
+    label="F4",
+    compute=compute,
+    plot=plot,
+    quick_config=Config(depths=(2, 4), decades=5.0, n_t=81),
+    config=Config(),
+    summary=summary,
+)

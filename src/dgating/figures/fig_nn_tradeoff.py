@@ -1,0 +1,171 @@
+r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits and wine)
+===========================================================================
+
+Puts the practical use of D-Gating (THEORY.md 1 and 2.7) on record without presupposing a winner:
+plain minibatch SGD with coupled weight decay :math:`2\lambda/D` on the gated network removes whole
+groups (hidden neurons for digits, input features for wine), and each :math:`(D, \lambda)` gives one
+point of test accuracy against the fraction of groups removed (a relative threshold, since under SGD
+vanishing groups decay geometrically and never reach zero). The baselines are SGD on :math:`L_w`
+with subgradients, proximal SGD (exact zeros) and magnitude pruning at matched sparsity
+(:mod:`dgating.nn.experiments`); points are means over seeds, with short training budgets, so the
+ranking of the methods is a measurement of this configuration only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .registry import FigureSpec
+
+__all__ = ["SPEC", "compute", "plot", "summary"]
+
+_NUMERIC = (
+    "depth",
+    "lam",
+    "seed",
+    "sparsity",
+    "n_groups",
+    "n_kept",
+    "accuracy",
+    "train_accuracy",
+    "train_loss",
+    "max_imbalance",
+    "epochs",
+    "seconds",
+)
+
+
+def compute(config) -> dict[str, np.ndarray]:
+    """Run :func:`dgating.nn.experiments.run_experiments` with ``config`` (an
+    :class:`~dgating.nn.experiments.ExperimentConfig`); the tidy rows become one column each
+    (``dataset`` and ``method`` as strings)."""
+    from ..nn.experiments import run_experiments
+
+    rows = run_experiments(config, progress=True)
+    out = {
+        "dataset": np.array([r["dataset"] for r in rows], dtype=str),
+        "method": np.array([r["method"] for r in rows], dtype=str),
+    }
+    for k in _NUMERIC:
+        out[k] = np.array([np.nan if r.get(k) is None else float(r[k]) for r in rows])
+    return out
+
+
+def _means(data: dict[str, np.ndarray], dataset: str, method: str):
+    sel = (data["dataset"] == dataset) & (data["method"] == method)
+    keys = sorted({(d, lam) for d, lam in zip(data["depth"][sel], data["lam"][sel])})
+    out = []
+    for d, lam in keys:
+        s = sel & (data["depth"] == d) & (data["lam"] == lam)
+        out.append(
+            (
+                int(d),
+                float(lam),
+                float(np.mean(data["sparsity"][s])),
+                float(np.mean(data["accuracy"][s])),
+            )
+        )
+    return out
+
+
+def summary(data: dict[str, np.ndarray]) -> list[dict]:
+    """Per dataset and depth: the best test accuracy of D-Gating among settings with at least
+    half of the groups removed, against magnitude pruning at the same sparsity (informative)."""
+    rows = []
+    for ds in np.unique(data["dataset"]):
+        for d in np.unique(data["depth"][data["method"] == "dgating"]):
+            pts = [p for p in _means(data, ds, "dgating") if p[0] == d]
+            mags = {(p[0], p[1]): p for p in _means(data, ds, "magnitude")}
+            sparse = [p for p in pts if p[2] >= 0.5]
+            if not sparse:
+                continue
+            best = max(sparse, key=lambda p: p[3])
+            mag = mags.get((best[0], best[1]))
+            rows.append(
+                {
+                    "quantity": f"{ds}: test accuracy at sparsity {best[2]:.2f}",
+                    "setting": f"D={int(d)}, lam={best[1]:g}",
+                    "theory": float("nan") if mag is None else mag[3],
+                    "measured": best[3],
+                    "ratio": float("nan") if mag is None or mag[3] == 0 else best[3] / mag[3],
+                    "note": "theory column: magnitude pruning at the same sparsity (baseline)",
+                    "passed": None,
+                    "tol": None,
+                }
+            )
+    return rows
+
+
+def plot(data: dict[str, np.ndarray], ax=None):
+    """One panel per dataset: test accuracy against sparsity; colour = depth (D-Gating), grey
+    markers = baselines."""
+    from ._style import OKABE_ITO, axes_or_new, depth_color, style
+
+    datasets = list(dict.fromkeys(data["dataset"].tolist()))
+    base_style = {
+        "subgradient": ("x", OKABE_ITO["black"]),
+        "proximal": ("+", OKABE_ITO["purple"]),
+        "magnitude": ("s", OKABE_ITO["orange"]),
+    }
+    with style():
+        fig, axes = axes_or_new(ax, max(len(datasets), 1), width=7.0, height=2.9)
+        for a, ds in zip(axes, datasets):
+            depths = sorted({p[0] for p in _means(data, ds, "dgating")})
+            for d in depths:
+                pts = [p for p in _means(data, ds, "dgating") if p[0] == d]
+                pts.sort(key=lambda p: p[1])
+                a.plot(
+                    [p[2] for p in pts],
+                    [p[3] for p in pts],
+                    "o-",
+                    color=depth_color(d),
+                    label=rf"D-Gating $D={d}$",
+                    ms=4,
+                )
+            for m, (mk, col) in base_style.items():
+                pts = _means(data, ds, m)
+                if pts:
+                    a.plot(
+                        [p[2] for p in pts],
+                        [p[3] for p in pts],
+                        mk,
+                        color=col,
+                        ms=4,
+                        mfc="none",
+                        label=m,
+                        alpha=0.8,
+                    )
+            a.set_xlabel("sparsity (fraction of groups removed)")
+            a.set_ylabel("test accuracy")
+            a.set_xlim(-0.03, 1.03)
+            a.set_title(ds)
+        if datasets:
+            axes[0].legend(loc="lower left", fontsize=6.5)
+    return fig
+
+
+def _configs():
+    from ..nn.experiments import ExperimentConfig, quick_config
+
+    default = ExperimentConfig(
+        depths=(2, 3, 4),
+        lams=(0.02, 0.05, 0.08, 0.12, 0.2),
+        seeds=2,
+        epochs=(("digits", 12), ("wine", 100)),
+        n_jobs=2,
+    )
+    return default, quick_config()
+
+
+_DEFAULT, _QUICK = _configs()
+
+SPEC = FigureSpec.from_module(
+    __doc__,
+    name="nn_tradeoff",
+    label="F10",
+    compute=compute,
+    plot=plot,
+    quick_config=_QUICK,
+    config=_DEFAULT,
+    summary=summary,
+)
