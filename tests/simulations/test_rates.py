@@ -113,29 +113,21 @@ def test_depth_two_vanishing_rate_uses_the_limit_gradient(flows):
     assert rates.gap_vanishing.rate != pytest.approx(2 * LAM, rel=1e-2)
 
 
-def test_theory_rates_match_the_closed_forms():
+def test_derived_rates_match_the_closed_forms():
+    # Numeric twin of dgating.theory: the sympy derivations, evaluated, equal the closed forms
+    # 4 lam/D, 8 lam/D and 4 lam/D (D >= 3) or 2 lam + 2 g (D = 2), typed here independently.
     for depth in (2, 3, 4, 5):
-        r = theory_rates(depth, 0.2, g=0.05)
-        assert r["imbalance"] == pytest.approx(0.8 / depth)
-        assert r["surviving"] == pytest.approx(1.6 / depth)
-        expected = 0.4 + 0.1 if depth == 2 else 0.8 / depth
-        assert r["vanishing"] == pytest.approx(expected)
+        for lam, g in ((0.2, 0.05), (0.7, 0.3)):
+            r = theory_rates(depth, lam, g=g)
+            assert r["imbalance"] == pytest.approx(4 * lam / depth, rel=1e-14)
+            assert r["surviving"] == pytest.approx(8 * lam / depth, rel=1e-14)
+            expected = 2 * lam + 2 * g if depth == 2 else 4 * lam / depth
+            assert r["vanishing"] == pytest.approx(expected, rel=1e-14)
+        # Negative control: a different lam gives different rates.
+        assert theory_rates(depth, 0.3)["imbalance"] != pytest.approx(
+            theory_rates(depth, 0.2)["imbalance"]
+        )
     assert np.isnan(theory_rates(2, 0.2)["vanishing"])  # needs g
-
-
-@pytest.mark.parametrize("depth", [2, 3, 4, 5])
-def test_closed_form_rates_are_the_symbolic_derivations(depth):
-    # Numeric twin of dgating.theory: the closed forms used by the measurements equal the sympy
-    # derivations evaluated at the same lam and g.
-    for lam, g in ((0.2, 0.05), (0.7, 0.3)):
-        closed = theory_rates(depth, lam, g)
-        symbolic = theory_rates(depth, lam, g, source="symbolic")
-        for key in ("imbalance", "surviving", "vanishing"):
-            assert symbolic[key] == pytest.approx(closed[key], rel=1e-14)
-    # Negative control: a different lam gives different rates.
-    assert theory_rates(depth, 0.3, 0.05, source="symbolic")["imbalance"] != pytest.approx(
-        theory_rates(depth, 0.2, 0.05)["imbalance"]
-    )
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])

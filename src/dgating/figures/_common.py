@@ -1,4 +1,4 @@
-r"""Helpers shared by the figure modules: the example problem, theory rates, rate fits, flows."""
+r"""Helpers shared by the figure modules: the example problem, theory rates, flows."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import numpy as np
 
 __all__ = [
     "example_problem",
-    "fit_rate",
     "flow",
     "theory_value",
 ]
@@ -36,46 +35,15 @@ def theory_value(quantity: str, depth: int, **values: float) -> float:
     """
     import sympy as sp
 
-    expr = _theory_function(quantity)(depth)
+    from .. import theory
+
+    derive = {"imbalance_rate": theory.imbalance_rate, "sgd_contraction": theory.sgd_contraction}
+    expr = derive[quantity](depth)
     subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}
     missing = [s.name for s in expr.free_symbols if s.name not in values]
     if missing:
         raise ValueError(f"{quantity}({depth}) needs values for {missing}")
     return float(sp.N(expr.subs(subs)))
-
-
-def _theory_function(name: str):
-    import importlib
-
-    for mod in ("dgating.theory", "dgating.theory.balancedness", "dgating.theory.gap"):
-        try:
-            fn = getattr(importlib.import_module(mod), name, None)
-        except ImportError:
-            continue
-        if fn is not None:
-            return fn
-    raise ImportError(f"dgating.theory provides no {name}()")
-
-
-def fit_rate(t: np.ndarray, y: np.ndarray, mask: np.ndarray | None = None) -> float:
-    r"""Decay rate :math:`r` of :math:`y \approx C e^{-r t}`: minus the least-squares slope of
-    :math:`\log y` against :math:`t` over ``mask`` (and ``y > 0``); ``nan`` with < 3 points.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> t = np.linspace(0, 5, 50)
-    >>> round(fit_rate(t, 3 * np.exp(-0.7 * t)), 10)
-    0.7
-    """
-    t, y = np.asarray(t, float), np.asarray(y, float)
-    ok = y > 0
-    if mask is not None:
-        ok &= mask
-    if ok.sum() < 3:
-        return float("nan")
-    slope = np.polyfit(t[ok], np.log(y[ok]), 1)[0]
-    return float(-slope)
 
 
 def flow(

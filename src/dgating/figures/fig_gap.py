@@ -80,7 +80,8 @@ def group_gap_rates(
 def compute(config: Config) -> dict[str, np.ndarray]:
     """Keys ``depths, lam, t, gap, bound, gap_groups, nonzero, theory_rates, measured_rates``
     (per depth; per-group arrays have shape ``(n_depths, ..., n_groups)``)."""
-    from ._common import example_problem, fit_rate, flow, theory_value
+    from ..simulations.rates import measure_rate
+    from ._common import example_problem, flow, theory_value
 
     problem = example_problem()
     nd, J = len(config.depths), problem.n_groups
@@ -113,10 +114,10 @@ def compute(config: Config) -> dict[str, np.ndarray]:
         w_end = res.omega[-1] * problem.groups.expand(res.gates[-1].prod(axis=1))
         grad_norms = problem.groups.norms(problem.grad(w_end))
         theory_rates[i] = group_gap_rates(depth, lam, nonzero[i], grad_norms)
-        decay = np.exp(-rate * res.t)
-        window = (decay <= 10.0**-config.fit_start) & (decay >= 10.0**-config.fit_end)
+        # Fit while the imbalance decays from 10^-fit_start to 10^-fit_end of its start.
+        window = (config.fit_start * np.log(10.0) / rate, config.fit_end * np.log(10.0) / rate)
         for j in range(J):
-            measured[i, j] = fit_rate(res.t, res.gap_groups[:, j], window)
+            measured[i, j] = measure_rate(res.t, res.gap_groups[:, j], window=window).rate
     return {
         "depths": np.asarray(config.depths),
         "lam": np.float64(lam),

@@ -242,10 +242,9 @@ def measure_rate(
     )
 
 
-def theory_rates(
-    depth: int, lam: float, g: float | None = None, *, source: str = "closed-form"
-) -> dict[str, float]:
-    r"""The derived rates: imbalance, surviving-group gap and vanishing-group gap.
+def theory_rates(depth: int, lam: float, g: float | None = None) -> dict[str, float]:
+    r"""The rates derived by :mod:`dgating.theory` (``imbalance_rate(depth)``,
+    ``gap_rates(depth)``, sympy, cached per depth) evaluated at ``lam`` and ``g``.
 
     Parameters
     ----------
@@ -256,10 +255,6 @@ def theory_rates(
     g : float, optional
         :math:`\|\nabla_{w_j} L_0\|` at the limit for the vanishing groups (needed for ``D = 2``;
         ``nan`` rate without it).
-    source : {"closed-form", "symbolic"}, default="closed-form"
-        The closed forms of the module docstring, or the sympy derivations of
-        :mod:`dgating.theory` (``imbalance_rate(depth)``, ``gap_rates(depth)``) evaluated at
-        ``lam`` and ``g``; the two agree (tested), the closed forms cost nothing.
 
     Returns
     -------
@@ -274,29 +269,21 @@ def theory_rates(
     >>> round(theory_rates(2, 0.2, g=0.05)["vanishing"], 12)
     0.5
     """
-    depth = check_depth(depth)
-    lam = check_lam(lam)
-    check_choice(source, "source", ("closed-form", "symbolic"))
-    gval = np.nan if g is None else float(g)
-    if source == "symbolic":
-        return _symbolic_rates(depth, lam, gval)
-    vanishing = 4 * lam / depth if depth >= 3 else 2 * lam + 2 * gval
-    return {"imbalance": 4 * lam / depth, "surviving": 8 * lam / depth, "vanishing": vanishing}
-
-
-def _symbolic_rates(depth: int, lam: float, g: float) -> dict[str, float]:
     from ..theory.balancedness import imbalance_rate
     from ..theory.gap import gap_rates
     from ..theory.symbols import g as g_sym
     from ..theory.symbols import lam as lam_sym
 
+    depth = check_depth(depth)
+    lam = check_lam(lam)
+    gval = np.nan if g is None else float(g)
     exprs = {"imbalance": imbalance_rate(depth), **gap_rates(depth)}
     out = {}
     for key, expr in exprs.items():
-        if g_sym in expr.free_symbols and not np.isfinite(g):
+        if g_sym in expr.free_symbols and not np.isfinite(gval):
             out[key] = np.nan
         else:
-            out[key] = float(expr.subs({lam_sym: lam, g_sym: g}))
+            out[key] = float(expr.subs({lam_sym: lam, g_sym: gval}))
     return out
 
 
