@@ -185,7 +185,7 @@ def plot(data: dict[str, np.ndarray], ax=None):
                     )
             bottom.set_xlabel(r"$r = \|w_j\|$")
             bottom.set_ylabel(r"$\phi_c(r) - \phi_c(0)$")
-            bottom.set_title(rf"$D = {depth}$: gated penalty, $\Delta_{{j,d}} = c\,d/(D-1)$")
+            bottom.set_title(rf"$D = {depth}$: gated, $\Delta_{{j,d}} = c\,d/(D-1)$")
         if 2 in depths:
             axes[nd].plot(
                 [],
