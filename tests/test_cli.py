@@ -137,3 +137,28 @@ def test_console_script_missing_file(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("dgating solve: error: `DATA` must be an existing")
     assert proc.stderr.count("\n") == 1
+
+
+def _choices(parser) -> list[str]:
+    import argparse
+
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return list(sub.choices)
+
+
+def test_subcommand_table_matches_the_registrations():
+    from dgating.cli import SUBCOMMANDS, build_parser
+
+    assert _choices(build_parser()) == list(SUBCOMMANDS)
+    for command in SUBCOMMANDS:
+        assert command in _choices(build_parser(command))
+
+
+def test_solve_imports_neither_torch_nor_sympy(tmp_path):
+    code = (
+        "import sys; from dgating.cli import main; "
+        f"main(['solve', {str(EXAMPLE)!r}, '--depth', '3', '--lam', '0.1', '--json']); "
+        "print(sorted(m for m in ('torch', 'sympy') if m in sys.modules), file=sys.stderr)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr.strip() == "[]"

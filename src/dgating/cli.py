@@ -17,15 +17,18 @@ from ._validation import InputError
 
 __all__ = ["main", "number", "print_json"]
 
-# Modules contributing subcommands, in the order of `dgating --help`.
-SUBCOMMAND_MODULES = (
-    "dgating.cli",
-    "dgating.theory._cli",
-    "dgating.simulations._cli",
-    "dgating.proofs_check._cli",
-    "dgating.nn._cli",
-    "dgating.figures._cli",
-)
+# Subcommand -> module registering it, in the order of `dgating --help`. Running one command
+# imports only its module (`dgating solve` needs neither torch nor sympy); help imports all.
+SUBCOMMANDS = {
+    "solve": "dgating.cli",
+    "derive": "dgating.theory._cli",
+    "flow": "dgating.simulations._cli",
+    "simulate": "dgating.simulations._cli",
+    "verify": "dgating.proofs_check._cli",
+    "nn-experiment": "dgating.nn._cli",
+    "figures": "dgating.figures._cli",
+    "reproduce": "dgating.figures._cli",
+}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -134,8 +137,9 @@ def _run_solve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser, with only ``command``'s module registered when it names a
+    subcommand and every subcommand otherwise."""
     from . import __version__
 
     parser = _Parser(
@@ -144,14 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"dgating {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in SUBCOMMAND_MODULES:
+    modules = [SUBCOMMANDS[command]] if command in SUBCOMMANDS else SUBCOMMANDS.values()
+    for name in dict.fromkeys(modules):
         importlib.import_module(name).register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dgating`` console script; returns the exit status."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(next((a for a in argv if not a.startswith("-")), None))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
