@@ -48,17 +48,9 @@ def number(text: str) -> float:
 
 def print_json(obj: object) -> None:
     """Print one JSON object (NaN/inf become null so the output is strict JSON)."""
+    from ._io import json_safe
 
-    def clean(x: object) -> object:
-        if isinstance(x, float) and (x != x or x in (float("inf"), float("-inf"))):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        return x
-
-    print(json.dumps(clean(obj)))
+    print(json.dumps(json_safe(obj)))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

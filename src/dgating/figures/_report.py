@@ -10,6 +10,7 @@ import base64
 import csv
 import datetime as _dt
 import html
+import io
 import json
 import os
 import platform
@@ -17,6 +18,8 @@ import re
 import sys
 from pathlib import Path
 from typing import Any
+
+from .._io import write_atomic
 
 __all__ = [
     "collect_checks",
@@ -284,13 +287,14 @@ def collect_checks(records, figures) -> list[dict]:
 def _write_csv(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = list(dict.fromkeys(k for r in rows for k in r)) or ["empty"]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow(
-                {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in r.items()}
-            )
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow(
+            {k: (json.dumps(v) if isinstance(v, dict | list) else v) for k, v in r.items()}
+        )
+    write_atomic(path, buf.getvalue())
 
 
 def tidy_columns(data: dict) -> dict:
@@ -340,8 +344,8 @@ def write_tables(out: Path, records, figures, checks) -> list[Path]:
     for rec in records:
         if rec.name == "derive" and rec.status == "ok":
             _write_csv(tables / "derivation_steps.csv", rec.result["steps"])
-            (tables / "derivations.json").write_text(
-                json.dumps(rec.result["derivations"], indent=1)
+            write_atomic(
+                tables / "derivations.json", json.dumps(rec.result["derivations"], indent=1)
             )
             written += [tables / "derivation_steps.csv", tables / "derivations.json"]
     return written
@@ -601,5 +605,4 @@ def write_report(
     )
     parts.append("</body></html>")
     path = out / "report.html"
-    path.write_text("\n".join(parts), encoding="utf-8")
-    return path
+    return write_atomic(path, "\n".join(parts))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._io import json_safe, write_atomic
 from .registry import FIGURES, code_fingerprint, config_hash, render
 
 __all__ = ["DEFAULT_OUT", "ReproduceResult", "STEPS", "Step", "reproduce"]
@@ -139,17 +140,7 @@ def _check_row(row: Any) -> dict:
         raw = dict(row)
     else:
         raw = {k: getattr(row, k) for k in dir(row) if not k.startswith("_")}
-    return json.loads(json.dumps(raw, default=_json_default))
-
-
-def _json_default(x: Any) -> Any:
-    import numpy as np
-
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    if isinstance(x, np.generic):
-        return x.item()
-    return str(x)
+    return json.loads(json.dumps(json_safe(raw), default=str))
 
 
 def _run_figure_data(name: str, out: Path, quick: bool, force: bool) -> dict:
@@ -222,7 +213,7 @@ def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[st
                 result, status = {}, f"error: {type(exc).__name__}: {exc}"
             if status == "ok":
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(json.dumps(result, default=_json_default))
+                write_atomic(path, json.dumps(json_safe(result), default=str))
     seconds = time.perf_counter() - start
     src = "cached" if cached else ("computed" if status == "ok" else status)
     log(f"[{step.name:<22}] {seconds:7.2f} s  {src}")

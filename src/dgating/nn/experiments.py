@@ -49,9 +49,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -59,6 +57,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import json_safe, write_atomic
 from .._validation import InvalidParameterError, check_choice, check_depth, check_lam
 
 __all__ = [
@@ -473,17 +472,6 @@ def format_table(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_results(
     rows: Sequence[dict], out_dir: str | os.PathLike, config: ExperimentConfig
 ) -> dict[str, Path]:
@@ -497,15 +485,6 @@ def write_results(
     for r in rows:
         writer.writerow({k: r[k] for k in COLUMNS})
 
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        return x
-
     cfg = asdict(config)
     payload = {
         "config": cfg,
@@ -514,6 +493,6 @@ def write_results(
         "trade_off": trade_off_table(rows),
     }
     paths = {"csv": out / "results.csv", "json": out / "results.json"}
-    _atomic_write(paths["csv"], buf.getvalue())
-    _atomic_write(paths["json"], json.dumps(clean(payload), indent=1))
+    write_atomic(paths["csv"], buf.getvalue())
+    write_atomic(paths["json"], json.dumps(json_safe(payload), indent=1))
     return paths

@@ -25,8 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import json_safe, write_atomic
 from .._validation import InvalidParameterError, check_choice, check_depth
 from ..objectives import GatedObjective
 from ..solvers import initial_point, solve_gated, solve_prox
@@ -205,7 +204,7 @@ class SuiteResult:
 
     def to_json(self) -> str:
         """Strict JSON (NaN and infinities become ``null``)."""
-        return json.dumps(_clean(self.to_dict()), indent=1)
+        return json.dumps(json_safe(self.to_dict()), indent=1)
 
     def to_csv(self) -> str:
         """Tidy CSV, one line per row: problem, depth, lam, kind, check, expect, passed, ok,
@@ -228,16 +227,7 @@ class SuiteResult:
         out.mkdir(parents=True, exist_ok=True)
         paths = []
         for ext, text in (("json", self.to_json()), ("csv", self.to_csv())):
-            path = out / f"verify_{self.suite}.{ext}"
-            fd, tmp = tempfile.mkstemp(dir=out, prefix=f".{path.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as fh:
-                    fh.write(text)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            paths.append(path)
+            paths.append(write_atomic(out / f"verify_{self.suite}.{ext}", text))
         return paths
 
     def table(self) -> str:
@@ -245,16 +235,6 @@ class SuiteResult:
         measured value (``!`` marks an unexpected outcome); then the solver summary and the
         negative controls."""
         return _format_table(self)
-
-
-def _clean(x):
-    if isinstance(x, float) and not np.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_clean(v) for v in x]
-    return x
 
 
 # --------------------------------------------------------------------------------------------

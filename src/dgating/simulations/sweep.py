@@ -56,6 +56,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .._io import json_safe, write_atomic
 from .._validation import (
     InvalidParameterError,
     check_choice,
@@ -346,24 +347,7 @@ def run_configuration(config: Configuration) -> dict:
             gap_final=float(res.gap[-1]),
         )
     row["seconds"] = time.perf_counter() - start
-    return {k: _plain(v) for k, v in row.items()}
-
-
-def _plain(v):
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and not np.isfinite(v):
-        return None
-    return v
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    return json_safe(row)
 
 
 @dataclass(frozen=True)
@@ -465,7 +449,7 @@ def run_sweep(
     bar = tqdm(total=len(configs), initial=len(done), disable=not progress, desc="sweep")
 
     def finish(row: dict) -> None:
-        _write_atomic(cdir / f"{row['key']}.json", json.dumps(row, sort_keys=True))
+        write_atomic(cdir / f"{row['key']}.json", json.dumps(row, sort_keys=True))
         bar.update(1)
 
     try:
@@ -498,8 +482,8 @@ def run_sweep(
     for r in rows:
         writer.writerow({k: "" if r.get(k) is None else r.get(k) for k in _COLUMNS})
     table, summary = out / "results.csv", out / "summary.json"
-    _write_atomic(table, buf.getvalue())
-    _write_atomic(summary, json.dumps(_summary(rows, len(todo), len(done)), indent=2))
+    write_atomic(table, buf.getvalue())
+    write_atomic(summary, json.dumps(_summary(rows, len(todo), len(done)), indent=2))
     return SweepResult(table, summary, rows, len(configs), len(todo), len(done))
 
 
