@@ -19,35 +19,19 @@ from .registry import FigureSpec
 
 __all__ = ["SPEC", "compute", "plot", "summary"]
 
-_NUMERIC = (
-    "depth",
-    "lam",
-    "seed",
-    "sparsity",
-    "n_groups",
-    "n_kept",
-    "accuracy",
-    "train_accuracy",
-    "train_loss",
-    "max_imbalance",
-    "epochs",
-    "seconds",
-)
-
 
 def compute(config) -> dict[str, np.ndarray]:
     """Run :func:`dgating.nn.experiments.run_experiments` with ``config`` (an
     :class:`~dgating.nn.experiments.ExperimentConfig`); the tidy rows become one column each
     (``dataset`` and ``method`` as strings)."""
-    from ..nn.experiments import run_experiments
+    from ..nn.experiments import COLUMNS, run_experiments
 
     rows = run_experiments(config, progress=True)
-    out = {
-        "dataset": np.array([r["dataset"] for r in rows], dtype=str),
-        "method": np.array([r["method"] for r in rows], dtype=str),
-    }
-    for k in _NUMERIC:
-        out[k] = np.array([np.nan if r.get(k) is None else float(r[k]) for r in rows])
+    text = ("dataset", "method")
+    out = {k: np.array([r[k] for r in rows], dtype=str) for k in text}
+    for k in COLUMNS:
+        if k not in text:
+            out[k] = np.array([np.nan if r.get(k) is None else float(r[k]) for r in rows])
     return out
 
 
