@@ -379,11 +379,19 @@ def check_gated_hessian(
 ) -> CheckResult:
     r"""Positive semidefiniteness of :math:`\nabla^2 L`: smallest eigenvalue divided by the
     largest absolute one (``value``) must be ``>= -hess_tol``."""
-    lo, big, _, method = gated_hessian_extremes(objective, params, dense_max=dense_max)
+    return _gated_hessian_check(objective, params, hess_tol, dense_max, name)[0]
+
+
+def _gated_hessian_check(
+    objective: GatedObjective, params: GatedParams, hess_tol: float, dense_max: int, name: str
+) -> tuple[CheckResult, np.ndarray | None]:
+    """:func:`check_gated_hessian` and the lowest eigenvector (for the perturbation test)."""
+    lo, big, vec, method = gated_hessian_extremes(objective, params, dense_max=dense_max)
     rel = lo / max(big, np.finfo(float).tiny)
-    return CheckResult.from_violation(
+    result = CheckResult.from_violation(
         name, -rel, hess_tol, value=rel, min_eigenvalue=lo, max_abs_eigenvalue=big, method=method
     )
+    return result, vec
 
 
 def perturbation_test_gated(
@@ -485,17 +493,7 @@ def check_gated_minimiser(
         the lowest Hessian eigenvector among the directions) and ``balanced``
         (:func:`check_balanced`).
     """
-    lo, big, vec, method = gated_hessian_extremes(objective, params, dense_max=dense_max)
-    rel = lo / max(big, np.finfo(float).tiny)
-    hess = CheckResult.from_violation(
-        prefix + "L_hessian",
-        -rel,
-        HESS_TOL,
-        value=rel,
-        min_eigenvalue=lo,
-        max_abs_eigenvalue=big,
-        method=method,
-    )
+    hess, vec = _gated_hessian_check(objective, params, HESS_TOL, dense_max, prefix + "L_hessian")
     return [
         check_gated_gradient(objective, params, name=prefix + "L_gradient"),
         hess,
