@@ -47,22 +47,21 @@ def theory_value(quantity: str, depth: int, **values: float) -> float:
 
 
 def flow(
-    problem,
-    depth: int,
-    lam: float,
-    t_end: float,
-    n_t: int,
-    *,
-    seed: int,
-    init: str,
-    init_scale: float,
+    problem, depth: int, lam: float, *, decades: float, n_t: int, seed: int, init_scale: float
 ):
-    """Gradient flow of the gated objective from the seeded unbalanced start of
-    :func:`dgating.simulations.flow.initial_params` (scipy DOP853, rtol 1e-10, atol 1e-12)."""
+    r"""Gradient flow of the gated objective from the seeded random start of
+    :func:`dgating.simulations.flow.initial_params` (scipy DOP853, rtol 1e-10, atol 1e-12), long
+    enough for the imbalance to fall by ``decades`` decades at the derived rate.
+
+    Returns ``(rate, result)``: :math:`4\lambda/D` from :mod:`dgating.theory` and the
+    :class:`~dgating.simulations.flow.FlowResult` on ``n_t`` equally spaced times.
+    """
     from ..objectives import GatedObjective
     from ..simulations.flow import initial_params, integrate_flow
 
+    rate = theory_value("imbalance_rate", depth, lam=lam)
+    t_end = decades * np.log(10.0) / rate
     obj = GatedObjective(problem, depth, lam)
-    p0 = initial_params(obj, init=init, seed=seed, init_scale=init_scale)
+    p0 = initial_params(obj, init="random", seed=seed, init_scale=init_scale)
     t_eval = np.linspace(0.0, t_end, n_t)
-    return obj, integrate_flow(obj, p0, (0.0, t_end), t_eval=t_eval)
+    return rate, integrate_flow(obj, p0, (0.0, t_end), t_eval=t_eval)

@@ -80,8 +80,8 @@ def group_gap_rates(
 def compute(config: Config) -> dict[str, np.ndarray]:
     """Keys ``depths, lam, t, gap, bound, gap_groups, nonzero, theory_rates, measured_rates``
     (per depth; per-group arrays have shape ``(n_depths, ..., n_groups)``)."""
-    from ..simulations.rates import measure_rate
-    from ._common import example_problem, flow, theory_value
+    from ..simulations.rates import gap_bound, measure_rate
+    from ._common import example_problem, flow
 
     problem = example_problem()
     nd, J = len(config.depths), problem.n_groups
@@ -92,21 +92,17 @@ def compute(config: Config) -> dict[str, np.ndarray]:
     theory_rates, measured = np.zeros((nd, J)), np.zeros((nd, J))
     lam = config.lam
     for i, depth in enumerate(config.depths):
-        rate = theory_value("imbalance_rate", depth, lam=lam)
-        t_end = config.decades * np.log(10.0) / rate
-        _, res = flow(
+        rate, res = flow(
             problem,
             depth,
             lam,
-            t_end,
-            config.n_t,
+            decades=config.decades,
+            n_t=config.n_t,
             seed=config.seed,
-            init="random",
             init_scale=config.init_scale,
         )
         t[i], gap[i], gap_groups[i] = res.t, res.gap, res.gap_groups
-        d0 = np.abs(res.imbalance[0]).sum()
-        bound[i] = lam * (depth - 1) / depth * d0 * np.exp(-rate * res.t)
+        bound[i] = gap_bound(res)
         # A group of the limit's support has a converged norm; a vanishing one keeps shrinking
         # geometrically (for q < 1 one prox step is no test: it can revive a tiny group).
         half = res.group_norms[res.t.size // 2]

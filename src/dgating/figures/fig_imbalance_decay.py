@@ -39,7 +39,7 @@ def compute(config: Config) -> dict[str, np.ndarray]:
     """Keys ``depth, lam, t, imbalance_sum, theory_sum, rel_error, theory_rate, measured_rate``
     (one row per :math:`(D, \\lambda)`; ``t`` has shape ``(n_configs, n_t)``)."""
     from ..simulations.rates import measure_rate
-    from ._common import example_problem, flow, theory_value
+    from ._common import example_problem, flow
 
     problem = example_problem()
     rows = [(d, lam) for d in config.depths for lam in config.lams]
@@ -48,16 +48,13 @@ def compute(config: Config) -> dict[str, np.ndarray]:
     depth_arr, lam_arr = np.zeros(n, int), np.zeros(n)
     theory_rate, measured_rate = np.zeros(n), np.zeros(n)
     for i, (depth, lam) in enumerate(rows):
-        rate = theory_value("imbalance_rate", depth, lam=lam)
-        t_end = config.decades * np.log(10.0) / rate
-        _, res = flow(
+        rate, res = flow(
             problem,
             depth,
             lam,
-            t_end,
-            config.n_t,
+            decades=config.decades,
+            n_t=config.n_t,
             seed=config.seed,
-            init="random",
             init_scale=config.init_scale,
         )
         imb = res.imbalance.reshape(res.t.size, -1)
