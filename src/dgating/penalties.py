@@ -20,7 +20,6 @@ convex branch of :math:`\phi(r) = r - s + t q r^{q-1}`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
@@ -197,11 +196,6 @@ class GroupLqPenalty:
         """The penalty induced by depth-``depth`` gating, ``q = 2 / depth``."""
         return cls(lam, effective_q(depth))
 
-    @property
-    def q_fraction(self) -> Fraction:
-        """``q`` as a fraction (``2/3`` rather than ``0.666...``), for display."""
-        return Fraction(self.q).limit_denominator(64)
-
     def value(self, w: np.ndarray, groups: Groups | np.ndarray) -> float:
         r""":math:`\lambda \sum_j \|w_{G_j}\|^q`."""
         groups = groups if isinstance(groups, Groups) else Groups(groups)
@@ -239,15 +233,3 @@ class GroupLqPenalty:
         free = grad[~groups.penalised]
         res[-1] = float(np.sqrt(free @ free))
         return res
-
-    def hessian_block(self, w_j: np.ndarray) -> np.ndarray:
-        r"""Hessian of :math:`\lambda\|w_j\|^q` at a non-zero group,
-        :math:`\lambda q \|w_j\|^{q-2}(I + (q-2) u u^\top)`, :math:`u = w_j/\|w_j\|`."""
-        r = float(np.linalg.norm(w_j))
-        u = w_j / r
-        return (
-            self.lam
-            * self.q
-            * r ** (self.q - 2.0)
-            * (np.eye(w_j.size) + (self.q - 2.0) * np.outer(u, u))
-        )
