@@ -38,23 +38,17 @@ def compute(config: Config) -> dict[str, np.ndarray]:
     from ..proofs_check.multistart import run_multistart
     from ..proofs_check.problems import get_problem
 
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "problem",
-            "depth",
-            "lam",
-            "seed",
-            "objective_gated",
-            "objective_prox",
-            "distance",
-            "same",
-            "certified_gated",
-            "certified_prox",
-            "support_gated",
-            "support_prox",
-        )
-    }
+    per_start = (
+        "objective_gated",
+        "objective_prox",
+        "distance",
+        "same",
+        "certified_gated",
+        "certified_prox",
+        "support_gated",
+        "support_prox",
+    )
+    cols: dict[str, list] = {k: [] for k in ("problem", "depth", "lam", "seed", *per_start)}
     for name in config.problems:
         spec = get_problem(name)
         problem = spec.problem()
@@ -74,16 +68,7 @@ def compute(config: Config) -> dict[str, np.ndarray]:
             cols["depth"] += [depth] * n
             cols["lam"] += [lam] * n
             cols["seed"] += list(ms.seeds)
-            for k in (
-                "objective_gated",
-                "objective_prox",
-                "distance",
-                "same",
-                "certified_gated",
-                "certified_prox",
-                "support_gated",
-                "support_prox",
-            ):
+            for k in per_start:
                 cols[k] += list(np.asarray(getattr(ms, k)))
     out = {k: np.asarray(v) for k, v in cols.items()}
     out["problem"] = out["problem"].astype(str)
