@@ -62,6 +62,46 @@ def test_scalar_group_contraction(rng):
         assert measured != pytest.approx(factor, rel=1e-6)
 
 
+def _correlated_scalar_problem() -> GroupedProblem:
+    """Six scalar groups on Toeplitz(0.6) features, so the vanishing ones keep ||g_j*|| > 0."""
+    rng = np.random.default_rng(1)
+    C = 0.6 ** np.abs(np.subtract.outer(np.arange(6), np.arange(6)))
+    X = rng.normal(size=(100, 6)) @ np.linalg.cholesky(C).T
+    y = X @ np.array([2.0, -1.5, 0.0, 0.0, 1.0, 0.0]) + 0.1 * rng.normal(size=100)
+    return GroupedProblem(X, y, np.arange(6))
+
+
+@pytest.mark.parametrize("depth", [2, 3, 4])
+def test_vanishing_scalar_groups_contract_at_the_derived_limit_factor(depth):
+    """GD on scalar groups: |Delta| of a vanishing group contracts per step by the factor derived
+    in theory.sgd_limit_factors, (1 - eta lam)^2 - eta^2 g*^2 at D = 2 and (1 - 2 eta lam/D)^2 for
+    D >= 3, to 1e-6 relative."""
+    from dgating.solvers import solve_prox
+    from dgating.theory.balancedness import sgd_limit_factors
+    from dgating.theory.symbols import eta, g, lam
+
+    lam_value = 0.3
+    prob = _correlated_scalar_problem()
+    obj = GatedObjective(prob, depth, lam_value)
+    res = run_sgd(obj, initial_params(obj, seed=2), eta=ETA, n_steps=3000)
+    w_end = res.omega[-1] * res.gates[-1].prod(axis=1)
+    limit = solve_prox(prob, depth, lam_value, w0=w_end).w
+    g_star = np.abs(prob.grad(limit))
+    vanishing = np.flatnonzero(limit == 0)
+    assert vanishing.size >= 3
+    derived = sgd_limit_factors(depth).vanishing
+    first_order = (1 - 2 * ETA * lam_value / depth) ** 2
+    for j in vanishing:
+        expected = float(derived.subs({eta: ETA, lam: lam_value, g: g_star[j]}))
+        measured = imbalance_contraction(res, j)
+        assert measured == pytest.approx(expected, rel=1e-6)
+        if depth == 2:
+            # Negative control: the eta^2 g*^2 term is measurable (|g*| > 0.05 here) and the old
+            # statement (1 - eta lam)^2 is rejected at the same tolerance.
+            assert g_star[j] > 0.05
+            assert measured != pytest.approx(first_order, rel=1e-6)
+
+
 def test_scalar_groups_never_contract_slower_than_the_decay_factor_under_sgd(rng):
     obj = GatedObjective(_scalar_problem(rng), 4, 0.3)
     res = run_sgd(obj, initial_params(obj, seed=3), eta=ETA, n_steps=500, batch_size=5, seed=1)

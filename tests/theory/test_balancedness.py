@@ -94,6 +94,60 @@ def test_numeric_twin_sgd_step(depth, group_size, rng):
         assert obj.gating.imbalance(new)[0, 0] == pytest.approx(predicted, rel=1e-12, abs=1e-13)
 
 
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_numeric_twin_scalar_limit_factor(depth, rng):
+    """The derived per-step factor equals Delta+/Delta of one numeric GD step (scalar group)."""
+    from dgating.theory.balancedness import sgd_limit_factors
+
+    res = sgd_limit_factors(depth)
+    assert all(step.holds for step in res.steps)
+    spec = dgating_parametrization(depth, 1)
+    (ghat,) = sorted(res.per_step.free_symbols - set(spec.theta) - {eta, lam}, key=str)
+    f = sp.lambdify((*spec.theta, ghat, eta, lam), res.per_step)
+    obj = GatedObjective(GroupedProblem(np.eye(1), np.zeros(1), np.zeros(1, int)), depth, 0.7)
+    for _ in range(3):
+        params = GatedParams(rng.normal(size=1), rng.normal(size=(1, depth - 1)))
+        grad = rng.normal(size=1)
+        pull = obj.gating.pullback(params, grad)
+        wd = obj.weight_decay
+        new = GatedParams(
+            params.omega - 0.05 * (pull.omega + wd * params.omega),
+            params.gates - 0.05 * (pull.gates + wd * params.gates),
+        )
+        ratio = obj.gating.imbalance(new)[0, 0] / obj.gating.imbalance(params)[0, 0]
+        z = obj.gating.pack(params)
+        assert ratio == pytest.approx(f(*z, grad[0], 0.05, 0.7), rel=1e-10)
+
+
+def test_depth_two_vanishing_factor_keeps_the_eta_squared_term():
+    from dgating.theory.balancedness import sgd_limit_factors
+    from dgating.theory.symbols import g
+
+    two = sgd_limit_factors(2)
+    assert two.vanishing.has(g)  # D = 2: no other gate to kill eta^2 g^2
+    assert sp.simplify(two.vanishing - sgd_contraction(2)) != 0
+    for depth in (3, 4):  # the other gates vanish with the group
+        assert sp.simplify(sgd_limit_factors(depth).vanishing - sgd_contraction(depth)) == 0
+
+
+def test_a_wrong_sgd_limit_statement_is_rejected(monkeypatch):
+    import dgating.theory.balancedness as bal
+
+    bal.sgd_limit_factors.cache_clear()
+    stated = bal.stated_sgd_limit_factors
+    # seeded fault: the statement that shipped before, (1 - 2 eta lam/D)^2 for every D
+    monkeypatch.setattr(
+        bal,
+        "stated_sgd_limit_factors",
+        lambda d: {**stated(d), "vanishing": (1 - 2 * eta * lam / d) ** 2},
+    )
+    try:
+        assert [s.holds for s in bal.sgd_limit_factors(2).steps] == [True, False, True]
+        assert all(s.holds for s in bal.sgd_limit_factors(3).steps)
+    finally:
+        bal.sgd_limit_factors.cache_clear()
+
+
 def test_hadamard_imbalances_decay_at_the_same_rate():
     res = sgd_recursion(hadamard_parametrization(3, 2))
     assert sp.simplify(res.contraction - (1 - 2 * eta * lam / 3) ** 2) == 0

@@ -10,13 +10,13 @@ from dgating.gating import GatedParams
 from dgating.objectives import GatedObjective
 from dgating.problem import GroupedProblem
 from dgating.theory import (
-    check_gap_rate,
     eps,
     g,
     gap_bound,
     gap_identity,
     gap_rates,
     lam,
+    stated_gap_rates,
     surviving_gap_rate,
     vanishing_gap_rate,
 )
@@ -43,13 +43,81 @@ def test_gap_rates_for_group_lasso_depth_two():
         assert sp.simplify(res.rate - rates["vanishing"]) == 0
 
 
-def test_wrong_gap_rates_are_rejected():
-    for depth in (2, 3, 5):
-        res = surviving_gap_rate(depth)
-        assert check_gap_rate(res.asymptotic, res.rate).holds
-        assert not check_gap_rate(res.asymptotic, res.rate / 2).holds
-        van = vanishing_gap_rate(depth)
-        assert not check_gap_rate(van.asymptotic, res.rate).holds
+def _clear_caches():
+    surviving_gap_rate.cache_clear()
+    vanishing_gap_rate.cache_clear()
+
+
+@pytest.fixture
+def fresh_gap_caches():
+    _clear_caches()
+    yield
+    _clear_caches()
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_derived_rates_depend_on_the_imbalance_law(depth, monkeypatch, fresh_gap_caches):
+    """Seeded fault: a wrong imbalance rate (5 lam/D) must fail the derivation of both classes."""
+    import dgating.theory.gap as gap_module
+    from dgating.theory.balancedness import ImbalanceResult
+
+    def wrong_dynamics(spec):
+        rate = 5 * lam / spec.depth
+        delta0 = sp.Symbol("Delta_0", real=True)
+        return ImbalanceResult(rate, delta0 * sp.exp(-rate * gap_module.t), ())
+
+    monkeypatch.setattr(gap_module, "imbalance_dynamics", wrong_dynamics)
+    for res in (surviving_gap_rate(depth), vanishing_gap_rate(depth)):
+        assert not res.holds
+        # the failure is found inside the derivation, not only in the final comparison (for
+        # D >= 3 the vanishing rate comes from the Hessian alone; "rho = 2 mu" fails)
+        assert any(not step.holds for step in res.steps[:-1])
+    assert sp.simplify(surviving_gap_rate(depth).rate - stated_gap_rates(depth)["surviving"]) != 0
+
+
+@pytest.mark.parametrize("depth", [2, 4])
+def test_derived_rates_depend_on_the_weight_decay(depth, monkeypatch, fresh_gap_caches):
+    """Seeded fault: a Hessian with the penalty doubled (weight decay 4 lam/D) is caught."""
+    import dgating.theory.gap as gap_module
+
+    original = gap_module._linearisation
+
+    def doubled_decay(spec):
+        H, grad, gs = original(spec)
+        pen = lam * spec.penalty
+        return H + sp.hessian(pen, spec.theta), grad, gs
+
+    monkeypatch.setattr(gap_module, "_linearisation", doubled_decay)
+    assert not surviving_gap_rate(depth).holds
+    assert not vanishing_gap_rate(depth).holds
+
+
+@pytest.mark.parametrize("depth", [2, 3])
+def test_a_wrong_statement_is_rejected(depth, monkeypatch, fresh_gap_caches):
+    """Negative control on the last step: the derivation is right, the statement is not."""
+    import dgating.theory.gap as gap_module
+
+    def wrong_statement(d):
+        return {k: v / 2 for k, v in stated_gap_rates(d).items()}
+
+    monkeypatch.setattr(gap_module, "stated_gap_rates", wrong_statement)
+    for res in (surviving_gap_rate(depth), vanishing_gap_rate(depth)):
+        assert [step.holds for step in res.steps].count(False) == 1
+        assert not res.steps[-1].holds
+
+
+def test_every_rate_comes_with_its_hypotheses():
+    for depth in (2, 3):
+        for res in (surviving_gap_rate(depth), vanishing_gap_rate(depth)):
+            assert res.hypotheses and all(isinstance(h, str) and h for h in res.hypotheses)
+            # the leading term is built from derived pieces: it is an exponential in t
+            assert res.leading.has(sp.exp) and gap_module_t() in res.leading.free_symbols
+
+
+def gap_module_t():
+    from dgating.theory import t
+
+    return t
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])

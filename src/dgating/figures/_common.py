@@ -24,9 +24,11 @@ def example_problem():
 def theory_value(quantity: str, depth: int, **values: float) -> float:
     r"""A rate derived by :mod:`dgating.theory` (sympy), evaluated at ``values``.
 
-    ``quantity`` is ``"imbalance_rate"`` (:math:`4\lambda/D`) or ``"sgd_contraction"``
-    (:math:`(1 - 2\eta\lambda/D)^2`). The expression is derived at run time, so the number in a
-    report comes from the derivation, not from a constant typed into the figure.
+    ``quantity`` is ``"imbalance_rate"`` (:math:`4\lambda/D`), ``"sgd_contraction"``
+    (:math:`(1 - 2\eta\lambda/D)^2`) or ``"sgd_vanishing_factor"`` (the per-step factor of a
+    vanishing scalar group: the contraction for :math:`D \ge 3`, :math:`(1 - \eta\lambda)^2 -
+    \eta^2 g^2` for :math:`D = 2`, which needs ``g``). The expression is derived at run time, so
+    the number in a report comes from the derivation, not from a constant typed into the figure.
 
     Examples
     --------
@@ -37,7 +39,11 @@ def theory_value(quantity: str, depth: int, **values: float) -> float:
 
     from .. import theory
 
-    derive = {"imbalance_rate": theory.imbalance_rate, "sgd_contraction": theory.sgd_contraction}
+    derive = {
+        "imbalance_rate": theory.imbalance_rate,
+        "sgd_contraction": theory.sgd_contraction,
+        "sgd_vanishing_factor": lambda d: theory.sgd_limit_factors(d).vanishing,
+    }
     expr = derive[quantity](depth)
     subs = {s: values[s.name] for s in expr.free_symbols if s.name in values}
     missing = [s.name for s in expr.free_symbols if s.name not in values]

@@ -19,14 +19,17 @@ Expanding :math:`\|\omega_j^+\|^2 - (\gamma_{j,d}^+)^2`, the cross terms cancel
 
 For a scalar group (:math:`p_j = 1`) the last term is :math:`-\eta^2 \hat g_j^2 P_{j,-d}^2
 \Delta_{j,d}`, so the recursion is purely multiplicative with factor
-:math:`(1 - 2\eta\lambda/D)^2 - \eta^2 \hat g_j^2 P_{j,-d}^2 \le (1 - 2\eta\lambda/D)^2`: equal to
-it for groups whose :math:`P_{j,-d} \hat g_j \to 0` (vanishing groups), and tending to
-:math:`1 - 4\eta\lambda/D` (the explicit Euler factor of the flow rate :math:`4\lambda/D`) for
-surviving scalar groups under full-batch GD, where :math:`P_{j,-d}^2 g_j^2 \to (2\lambda/D)^2` at a
-balanced stationary point. For vector groups the :math:`\eta^2` term is
-:math:`P_{j,-d}^2(\gamma_{j,d}^2\|\hat g_j\|^2 - \langle\hat g_j,\omega_j\rangle^2)`, which is
-:math:`\ge 0` near balance (Cauchy-Schwarz): minibatch noise keeps a steady-state imbalance of
-order :math:`\eta` (:func:`steady_state_imbalance`).
+:math:`f = (1 - 2\eta\lambda/D)^2 - \eta^2 \hat g_j^2 P_{j,-d}^2 \le (1 - 2\eta\lambda/D)^2`. Its
+limits are derived in :func:`dgating.theory.balancedness.sgd_limit_factors`: for a vanishing group
+and :math:`D \ge 3` the other gates vanish, :math:`P_{j,-d} \to 0` and :math:`f \to (1 -
+2\eta\lambda/D)^2`; for :math:`D = 2` there is no other gate (:math:`P_{j,-d} = 1`) and under
+full-batch GD :math:`f \to (1 - \eta\lambda)^2 - \eta^2 \|g_j^*\|^2` (under minibatch SGD the
+factor of each step keeps its own :math:`\hat g_j`); for a surviving group under full-batch GD
+:math:`f \to 1 - 4\eta\lambda/D` (the explicit Euler factor of the flow rate :math:`4\lambda/D`),
+since :math:`P_{j,-d}^2 g_j^2 \to (2\lambda/D)^2` at a balanced stationary point. For vector groups
+the :math:`\eta^2` term is :math:`P_{j,-d}^2(\gamma_{j,d}^2\|\hat g_j\|^2 - \langle\hat
+g_j,\omega_j\rangle^2)`, which is :math:`\ge 0` near balance (Cauchy-Schwarz): minibatch noise keeps
+a steady-state imbalance of order :math:`\eta` (:func:`steady_state_imbalance`).
 """
 
 from __future__ import annotations
@@ -93,7 +96,8 @@ class DiscreteResult:
 
     @property
     def decay_factor(self) -> float:
-        r""":math:`(1 - 2\eta\lambda/D)^2`."""
+        r"""The first-order contraction :math:`c = (1 - 2\eta\lambda/D)^2` of the recursion (the
+        factor of vanishing scalar groups for :math:`D \ge 3` only; see :attr:`factor`)."""
         return (1.0 - 2.0 * self.eta * self.lam / self.depth) ** 2
 
 
@@ -217,7 +221,9 @@ def imbalance_contraction(result: DiscreteResult, j: int, d: int = 0, **fit_opti
     :math:`\log|\Delta_{j,d}^{(k)}|` against :math:`k` (window chosen by
     :func:`~dgating.simulations.rates.measure_rate`).
 
-    Compare with ``result.decay_factor`` :math:`= (1 - 2\eta\lambda/D)^2`.
+    Compare with the limit factors of :func:`dgating.theory.balancedness.sgd_limit_factors`
+    (vanishing scalar groups: :math:`(1 - 2\eta\lambda/D)^2` for :math:`D \ge 3`,
+    :math:`(1 - \eta\lambda)^2 - \eta^2\|g_j^*\|^2` for :math:`D = 2` under full-batch GD).
     """
     est: RateEstimate = measure_rate(
         result.steps.astype(float), np.abs(result.imbalance[:, j, d]), **fit_options

@@ -13,6 +13,7 @@ function so that the results hold for every loss:
 :func:`imbalance_rate`                  :math:`\dot\Delta = -\frac{4\lambda}{D}\Delta`
 :func:`gap_rates`                       asymptotic rate of :math:`L - L_w` by group class
 :func:`sgd_contraction`                 :math:`(1 - 2\eta\lambda/D)^2` per (S)GD step
+:func:`sgd_limit_factors`               per-step factor of scalar groups at their limits
 :func:`derive`                          all of it, as a :class:`Derivation`
 =====================================  ===================================================
 
@@ -32,6 +33,7 @@ from .balancedness import (
     imbalance_rate,
     imbalance_rate_of,
     sgd_contraction,
+    sgd_limit_factors,
     sgd_recursion,
 )
 from .conservation import (
@@ -48,10 +50,10 @@ from .derivation import Derivation, derive
 from .effective_penalty import EffectivePenaltyResult, amgm_chain, effective_penalty
 from .gap import (
     GapRateResult,
-    check_gap_rate,
     gap_bound,
     gap_identity,
     gap_rates,
+    stated_gap_rates,
     surviving_gap_rate,
     vanishing_gap_rate,
 )
@@ -83,7 +85,6 @@ __all__ = [
     "candidate_laws",
     "check_conserved",
     "check_decay",
-    "check_gap_rate",
     "check_identity",
     "check_inequality",
     "conservation_laws",
@@ -107,8 +108,10 @@ __all__ = [
     "make_parametrization",
     "r",
     "sgd_contraction",
+    "sgd_limit_factors",
     "sgd_recursion",
     "shared_gates_parametrization",
+    "stated_gap_rates",
     "surviving_gap_rate",
     "t",
     "vanishing_gap_rate",

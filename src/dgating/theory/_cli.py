@@ -81,12 +81,21 @@ def _print_summary(der, latex: str | None) -> None:
         + ", ".join(f"{k}: {v}" for k, v in der.gap_rates.items())
         + f"   (overall {der.overall_gap_rate})",
         f"  SGD contraction       {der.sgd_contraction} for eta in {der.sgd_step_range}",
+        *(
+            [
+                f"  SGD, scalar groups    vanishing: {der.sgd_limit.vanishing}; surviving: "
+                f"{der.sgd_limit.surviving} (full-batch GD, per step)"
+            ]
+            if der.sgd_limit is not None
+            else []
+        ),
         f"  identities            {len(der.steps) - len(der.failed)}/{len(der.steps)} "
         "simplify to zero",
     ]
     lines += [
         f"  FAILED                {step.name}: residual {step.residual}" for step in der.failed
     ]
+    lines += [f"  hypothesis ({k})  {h}" for k, hs in der.gap_hypotheses.items() for h in hs]
     lines += [f"  undecided             {u}" for u in der.undecided]
     if latex:
         lines.append(f"  LaTeX                 written to {latex}")

@@ -40,17 +40,20 @@ from .parametrization import (
     loss_gradient_symbols,
 )
 from .steps import Step, check_identity
-from .symbols import eta, lam, t
+from .symbols import eta, g, lam, t
 
 __all__ = [
     "ImbalanceResult",
+    "SGDLimitFactors",
     "SGDResult",
     "balancedness_identity",
     "imbalance_dynamics",
     "imbalance_rate",
     "imbalance_rate_of",
     "sgd_contraction",
+    "sgd_limit_factors",
     "sgd_recursion",
+    "stated_sgd_limit_factors",
 ]
 
 
@@ -226,11 +229,9 @@ def sgd_recursion(spec: Parametrization) -> SGDResult:
         contraction = (1 - eta / eta0) ** 2
     rest = sp.expand(h_plus - contraction * h)
     remainder = sp.expand(rest / eta**2)
-    steps = [
-        check_identity("h+ = c h + eta^2 R (exact)", h_plus, contraction * h + eta**2 * remainder),
-        check_identity("no O(eta^0) remainder", rest.coeff(eta, 0), 0),
-        check_identity("no O(eta^1) remainder", rest.coeff(eta, 1), 0),
-    ]
+    # h+ - c h vanishes at eta = 0 by construction; its O(eta) part is the discrete trace of the
+    # conservation law (it vanishes only because h is conserved at lam = 0), so it is checked.
+    steps = [check_identity("no O(eta^1) remainder: h+ = c h + O(eta^2)", rest.coeff(eta, 1), 0)]
     quotient = sp.cancel(remainder / h)
     multiplicative = sp.denom(quotient) == 1 or not sp.denom(quotient).free_symbols
     step_range = _contraction_range(contraction)
@@ -265,3 +266,97 @@ def sgd_contraction(depth: int) -> sp.Expr:
     (-eta*lam + 1)**2
     """
     return sgd_recursion(dgating_parametrization(check_depth(depth), 1)).contraction
+
+
+@dataclass(frozen=True)
+class SGDLimitFactors:
+    r"""Per-step factor of the imbalance of a *scalar* group near its limit under GD.
+
+    For :math:`p_j = 1` the recursion is multiplicative, :math:`\Delta^+ = f\,\Delta` with
+    :math:`f = c + \eta^2 R/\Delta` (:func:`sgd_recursion`). Its limits:
+
+    Attributes
+    ----------
+    per_step : sympy.Expr
+        :math:`f` in the parameters and the gradient estimate ``ghat``.
+    vanishing : sympy.Expr
+        :math:`f` at a group that converges to 0 with :math:`\hat g \to g^*`,
+        :math:`|g^*| = g`: :math:`(1 - 2\eta\lambda/D)^2` for :math:`D \ge 3` (the other gates
+        vanish) and :math:`(1 - \eta\lambda)^2 - \eta^2 g^2` for :math:`D = 2` (no other gate).
+    surviving : sympy.Expr
+        :math:`f` at a balanced stationary point with :math:`w \ne 0` (full-batch GD):
+        :math:`1 - 4\eta\lambda/D`, the explicit Euler factor of the flow rate.
+    hypotheses : tuple of str
+    steps : tuple of Step
+    """
+
+    per_step: sp.Expr
+    vanishing: sp.Expr
+    surviving: sp.Expr
+    hypotheses: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+
+def stated_sgd_limit_factors(depth: int) -> dict[str, sp.Expr]:
+    r"""The limit factors of scalar groups as stated in the theory (THEORY.md 2.6), to be checked.
+
+    Examples
+    --------
+    >>> stated_sgd_limit_factors(2)["vanishing"]
+    -eta**2*g**2 + (-eta*lam + 1)**2
+    """
+    D = check_depth(depth)
+    c = (1 - 2 * eta * lam / D) ** 2
+    vanishing = (1 - eta * lam) ** 2 - eta**2 * g**2 if D == 2 else c
+    return {"vanishing": vanishing, "surviving": 1 - 4 * eta * lam / D}
+
+
+@cache
+def sgd_limit_factors(depth: int) -> SGDLimitFactors:
+    r"""Derive the per-step imbalance factor of scalar groups at their limits (THEORY.md 2.6).
+
+    The exact factor :math:`f = c + \eta^2 R/\Delta` is evaluated (1) at the origin with the
+    gradient estimate at its limit :math:`g^*` (a vanishing group under full-batch GD) and (2) at a
+    balanced stationary point :math:`|\gamma_d| = |\omega|`,
+    :math:`g^* = -\frac{2\lambda}{D}\omega/P` (a surviving group); both are compared with
+    :func:`stated_sgd_limit_factors`.
+
+    Examples
+    --------
+    >>> res = sgd_limit_factors(2)
+    >>> sp.expand(res.vanishing)
+    -eta**2*g**2 + eta**2*lam**2 - 2*eta*lam + 1
+    >>> res.surviving
+    -2*eta*lam + 1
+    """
+    D = check_depth(depth)
+    spec = dgating_parametrization(D, 1)
+    rec = sgd_recursion(spec)
+    per_step = sp.expand(rec.contraction + eta**2 * sp.cancel(rec.remainder / rec.law))
+    (ghat,) = sorted(per_step.free_symbols - set(spec.theta) - {eta, lam}, key=str)
+    (omega,) = spec.factors[0].symbols
+    gates = [f.symbols[0] for f in spec.factors[1:]]
+    vanishing = sp.factor(per_step.subs({x: 0 for x in spec.theta}).subs(ghat, g))
+    n = sp.Symbol("n", positive=True)  # |omega| = |gamma_d| at the balanced limit
+    stationary = {ghat: -2 * lam / D * n / n ** (D - 1), omega: n, **{c: n for c in gates}}
+    surviving = sp.factor(per_step.subs(stationary))
+    stated = stated_sgd_limit_factors(D)
+    steps = (
+        check_identity(
+            "scalar groups: Delta+ / Delta is free of omega once Delta factors out",
+            sp.Integer(int(rec.multiplicative)),
+            1,
+        ),
+        check_identity(
+            "factor at a vanishing scalar group = stated", vanishing, stated["vanishing"]
+        ),
+        check_identity(
+            "factor at a surviving scalar group = stated", surviving, stated["surviving"]
+        ),
+    )
+    hypotheses = (
+        "scalar group (p_j = 1): the recursion is multiplicative",
+        "vanishing: full-batch GD, the group's parameters tend to 0 and ghat_j -> g_j*, |g_j*| = g",
+        "surviving: full-batch GD converging to a balanced stationary point with w_j != 0",
+    )
+    return SGDLimitFactors(per_step, vanishing, surviving, hypotheses, steps)

@@ -23,7 +23,13 @@ from typing import Any
 import sympy as sp
 
 from .._validation import check_depth, check_positive
-from .balancedness import balancedness_identity, imbalance_dynamics, sgd_recursion
+from .balancedness import (
+    SGDLimitFactors,
+    balancedness_identity,
+    imbalance_dynamics,
+    sgd_limit_factors,
+    sgd_recursion,
+)
 from .conservation import conservation_laws
 from .effective_penalty import amgm_chain, effective_penalty
 from .gap import gap_bound, gap_identity, surviving_gap_rate, vanishing_gap_rate
@@ -65,6 +71,8 @@ class Derivation:
         Trace dimensions per bracket level.
     gap_rates : dict
         ``{"surviving": rate, "vanishing": rate}`` (empty if not derived).
+    gap_hypotheses : dict
+        Per class, the hypotheses under which the derived rate is the asymptotic rate.
     gap_bound : sympy.Expr or None
         :math:`C_D` in :math:`AM - GM \le C_D \sum_d |\Delta_d|`.
     sgd_contraction, sgd_remainder : sympy.Expr
@@ -73,6 +81,9 @@ class Derivation:
         Whether :math:`R` is a multiple of :math:`\Delta`.
     sgd_step_range : sympy.Set
         Step sizes with :math:`c < 1`.
+    sgd_limit : SGDLimitFactors or None
+        Per-step imbalance factors of scalar D-Gating groups at their limits (``None`` for other
+        parametrisations).
     sections : tuple of (str, tuple of Step)
         The checked steps, by topic.
     undecided : tuple of str
@@ -93,11 +104,13 @@ class Derivation:
     lie_message: str
     lie_trace_dims: tuple[int, ...]
     gap_rates: dict[str, sp.Expr]
+    gap_hypotheses: dict[str, tuple[str, ...]]
     gap_bound: sp.Expr | None
     sgd_contraction: sp.Expr
     sgd_remainder: sp.Expr
     sgd_multiplicative: bool
     sgd_step_range: sp.Set
+    sgd_limit: SGDLimitFactors | None
     sections: tuple[tuple[str, tuple[Step, ...]], ...]
     undecided: tuple[str, ...] = field(default=())
 
@@ -158,12 +171,20 @@ class Derivation:
                 "trace_dims": list(self.lie_trace_dims),
             },
             "gap_rates": {k: str(v) for k, v in self.gap_rates.items()},
+            "gap_rate_hypotheses": {k: list(v) for k, v in self.gap_hypotheses.items()},
             "overall_gap_rate": s(self.overall_gap_rate),
             "gap_bound_constant": s(self.gap_bound),
             "sgd_contraction": s(self.sgd_contraction),
             "sgd_remainder_over_eta_squared": s(self.sgd_remainder),
             "sgd_multiplicative": self.sgd_multiplicative,
             "sgd_step_size_range": s(self.sgd_step_range),
+            "sgd_scalar_limit_factors": None
+            if self.sgd_limit is None
+            else {
+                "vanishing": str(self.sgd_limit.vanishing),
+                "surviving": str(self.sgd_limit.surviving),
+                "hypotheses": list(self.sgd_limit.hypotheses),
+            },
             "identities_checked": len(self.steps),
             "identities_failed": [step.name for step in self.failed],
             "undecided": list(self.undecided),
@@ -199,6 +220,11 @@ class Derivation:
             rf"\item conservation laws (Lie algebra): {self.number_of_conservation_laws} "
             rf"({_escape(self.lie_message)})",
             *(rf"\item gap rate, {k} groups: \({sp.latex(v)}\)" for k, v in self.gap_rates.items()),
+            *(
+                rf"\item hypothesis ({k}): {_escape(h)}"
+                for k, hs in self.gap_hypotheses.items()
+                for h in hs
+            ),
             rf"\item SGD contraction: \({_latex(self.sgd_contraction)}\) for "
             rf"\(\eta \in {_latex(self.sgd_step_range)}\)",
             *(rf"\item undecided: {_escape(u)}" for u in self.undecided),
@@ -290,21 +316,25 @@ def derive(
         imb_steps = list(balancedness_identity(D, group_size)) + imb_steps
     sections.append(("Imbalance dynamics", tuple(imb_steps)))
     rates: dict[str, sp.Expr] = {}
+    hypotheses: dict[str, tuple[str, ...]] = {}
     bound = None
     if block_sizes:
         size = block_sizes[0]
         bound, bound_steps = gap_bound(D)
         sections.append(("Objective gap", gap_identity(D, size) + bound_steps))
-        surv, van = surviving_gap_rate(D), vanishing_gap_rate(D, size)
-        sections.append(("Gap rate, surviving groups", surv.steps))
-        sections.append(("Gap rate, vanishing groups", van.steps))
-        rates = {"surviving": surv.rate, "vanishing": van.rate}
+        for res in (surviving_gap_rate(D, size), vanishing_gap_rate(D, size)):
+            sections.append((f"Gap rate, {res.group_class} groups", res.steps))
+            rates[res.group_class] = res.rate
+            hypotheses[res.group_class] = res.hypotheses
     else:
         undecided.append("gap rates: derived only for blocks that are D-Gating groups.")
 
     # 4. discrete (S)GD.
     sgd = sgd_recursion(spec)
     sections.append(("One step of (S)GD", sgd.steps))
+    limit = sgd_limit_factors(D) if spec.name == "dgating" else None
+    if limit is not None:
+        sections.append(("(S)GD: scalar groups at their limits", limit.steps))
 
     return Derivation(
         spec=spec,
@@ -321,11 +351,13 @@ def derive(
         lie_message=cons.lie.message,
         lie_trace_dims=cons.lie.trace_dims,
         gap_rates=rates,
+        gap_hypotheses=hypotheses,
         gap_bound=bound,
         sgd_contraction=sgd.contraction,
         sgd_remainder=sgd.remainder,
         sgd_multiplicative=sgd.multiplicative,
         sgd_step_range=sgd.step_range,
+        sgd_limit=limit,
         sections=tuple(sections),
         undecided=tuple(undecided),
     )

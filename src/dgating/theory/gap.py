@@ -7,17 +7,26 @@ r"""The objective gap :math:`L - L_w` and its asymptotic decay rate by group cla
     AM_j - GM_j \le \frac{D-1}{D}\sum_d |\Delta_{j,d}|
     = \frac{D-1}{D}\, e^{-4\lambda t/D}\sum_d |\Delta_{j,d}(0)|.
 
-**Rates** along the gradient flow with :math:`\lambda > 0` (derived in :func:`gap_rates`):
+**Rates** along the gradient flow with :math:`\lambda > 0`. They are *derived from the flow*: the
+vector field is linearised at the limit of the group, its eigen-structure is computed by sympy,
+and :math:`AM - GM` is expanded along the slowest modes. The exact imbalance decay
+:math:`\Delta(t) = \Delta(0) e^{-\rho t}` comes from
+:func:`~dgating.theory.balancedness.imbalance_dynamics`. Each derived rate is then compared with
+the statement (:func:`stated_gap_rates`); the conditions under which it holds are returned as
+explicit hypotheses.
 
-* *surviving* groups (:math:`\|w_j\| \to` a non-zero limit): :math:`AM - GM` is quadratic in the
-  imbalances, rate :math:`2 \cdot 4\lambda/D = 8\lambda/D`;
-* *vanishing* groups, :math:`D \ge 3`: the Hessian at 0 is :math:`\frac{2\lambda}{D} I`, every
-  :math:`a_k \sim c_k e^{-4\lambda t/D}` and :math:`AM - GM` is 1-homogeneous: rate
-  :math:`4\lambda/D`;
-* *vanishing* groups, :math:`D = 2`: the Hessian block at 0 has eigenvalues
-  :math:`\lambda \pm \|g_j^*\|` (and :math:`\lambda`), :math:`AM - GM = \Delta^2 / (2(\sqrt{a_0} +
-  \sqrt{a_1})^2)`, so the rate is :math:`2\cdot 2\lambda - 2(\lambda - g) = 2\lambda + 2g` with
-  :math:`g = \|g_j^*\| \le \lambda`.
+* *surviving* groups (limit: a balanced stationary point with :math:`w_j^* \ne 0`): every
+  :math:`\nabla\Delta_{j,d}` is an eigenvector of :math:`\nabla^2 L` with eigenvalue
+  :math:`\rho`, :math:`AM - GM` is a positive definite quadratic form in the imbalances, so the
+  rate is :math:`2\rho = 8\lambda/D`;
+* *vanishing* groups, :math:`D \ge 3`: :math:`\nabla^2 L(0)` has the single eigenvalue
+  :math:`\mu = \rho/2`, every :math:`a_k \sim \alpha_k e^{-2\mu t}` and :math:`AM - GM` is
+  1-homogeneous: rate :math:`2\mu = 4\lambda/D`;
+* *vanishing* groups, :math:`D = 2`: :math:`\nabla^2 L(0)` has the eigenvalues
+  :math:`\lambda - g, \lambda, \lambda + g` (:math:`g = \|g_j^*\|`); the slow and the fast modes
+  are balanced, :math:`AM - GM = \Delta^2 / (2(\sqrt{a_0} + \sqrt{a_1})^2)` with
+  :math:`\sqrt{a_0} + \sqrt{a_1}` carried by the slow mode: rate
+  :math:`2\rho - 2(\lambda - g) = 2\lambda + 2g`.
 
 The gap of a problem decays at the minimum of the rates of the classes present.
 
@@ -37,20 +46,40 @@ from functools import cache
 import sympy as sp
 
 from .._validation import check_depth, check_positive
-from .balancedness import imbalance_rate
-from .parametrization import dgating_parametrization
-from .steps import Step, check_identity
+from .balancedness import imbalance_dynamics
+from .parametrization import Parametrization, dgating_parametrization
+from .steps import Step, check_identity, check_inequality
 from .symbols import eps, g, lam, t
 
 __all__ = [
     "GapRateResult",
-    "check_gap_rate",
     "gap_bound",
     "gap_identity",
     "gap_rates",
+    "stated_gap_rates",
     "surviving_gap_rate",
     "vanishing_gap_rate",
 ]
+
+
+def stated_gap_rates(depth: int) -> dict[str, sp.Expr]:
+    r"""The asymptotic gap rates as stated in the theory (THEORY.md 2.5), to be checked.
+
+    :func:`surviving_gap_rate` and :func:`vanishing_gap_rate` derive the rates from the flow and
+    compare them with these expressions; nothing here enters a derivation.
+
+    Examples
+    --------
+    >>> stated_gap_rates(2)
+    {'surviving': 4*lam, 'vanishing': 2*g + 2*lam}
+    """
+    D = check_depth(depth)
+    vanishing = 2 * lam + 2 * g if D == 2 else 4 * lam / D
+    return {"surviving": 8 * lam / D, "vanishing": vanishing}
+
+
+def _am_gm(a: list[sp.Expr]) -> sp.Expr:
+    return sp.Add(*a) / len(a) - sp.Mul(*a) ** sp.Rational(1, len(a))
 
 
 def gap_identity(depth: int, group_size: int = 1) -> tuple[Step, ...]:
@@ -70,9 +99,7 @@ def gap_identity(depth: int, group_size: int = 1) -> tuple[Step, ...]:
     L = loss + lam * spec.penalty
     L_w = loss + lam * norm_w_sq ** sp.Rational(1, D)
     a = [sp.Add(*(o**2 for o in omega))] + [c**2 for c in gates]
-    am = sp.Add(*a) / D
-    gm = sp.Mul(*a) ** sp.Rational(1, D)
-    return (check_identity("L - L_w = lam (AM - GM)", L - L_w, lam * (am - gm)),)
+    return (check_identity("L - L_w = lam (AM - GM)", L - L_w, lam * _am_gm(a)),)
 
 
 def gap_bound(depth: int) -> tuple[sp.Expr, tuple[Step, ...]]:
@@ -110,56 +137,115 @@ def gap_bound(depth: int) -> tuple[sp.Expr, tuple[Step, ...]]:
 
 @dataclass(frozen=True)
 class GapRateResult:
-    r"""Asymptotic gap of one group class.
+    r"""Asymptotic gap of one group class, derived from the flow.
 
     Attributes
     ----------
     group_class : {"surviving", "vanishing"}
     rate : sympy.Expr
-        :math:`\rho` with :math:`AM - GM \asymp e^{-\rho t}`.
-    asymptotic : sympy.Expr
-        The leading term of :math:`AM - GM` as a function of ``t``.
+        The derived :math:`\rho_{gap}` with :math:`AM - GM \asymp e^{-\rho_{gap} t}`.
+    stated : sympy.Expr
+        The rate of :func:`stated_gap_rates`, compared with ``rate`` in the last step.
+    leading : sympy.Expr
+        The leading term of :math:`AM - GM` as a function of ``t``, built from derived
+        quantities (the imbalance solution, the eigenvalues and eigenvectors).
+    hypotheses : tuple of str
+        The conditions under which ``leading`` is the leading term.
     steps : tuple of Step
+        Checked steps; each depends on the derivation (none compares an expression with itself).
     """
 
     group_class: str
     rate: sp.Expr
-    asymptotic: sp.Expr
+    stated: sp.Expr
+    leading: sp.Expr
+    hypotheses: tuple[str, ...]
     steps: tuple[Step, ...]
 
+    @property
+    def holds(self) -> bool:
+        """Whether every step holds (the last one compares the derived and the stated rate)."""
+        return all(step.holds for step in self.steps)
 
-def check_gap_rate(asymptotic: sp.Expr, rate: sp.Expr, name: str = "") -> Step:
-    r"""Check :math:`-\frac{d}{dt}\log(\text{asymptotic}) = \text{rate}`.
 
-    Examples
-    --------
-    >>> from dgating.theory.symbols import lam, t
-    >>> check_gap_rate(5 * sp.exp(-8 * lam * t / 3), 8 * lam / 3).holds
-    True
-    >>> check_gap_rate(5 * sp.exp(-8 * lam * t / 3), 4 * lam / 3).holds  # wrong rate
-    False
+def _decay_rate(leading: sp.Expr) -> sp.Expr:
+    r""":math:`-\frac{d}{dt}\log(\text{leading})`, simplified (constant for an exponential)."""
+    return sp.expand(sp.simplify(-sp.diff(sp.expand_log(sp.log(leading), force=True), t)))
+
+
+def _linearisation(spec: Parametrization) -> tuple[sp.Matrix, sp.Matrix, tuple[sp.Symbol, ...]]:
+    r"""Hessian and gradient of :math:`L = L_0(w(\theta)) + \lambda\,\mathrm{pen}(\theta)`.
+
+    :math:`L_0` enters through symbols: ``g_i`` for :math:`\partial_i L_0` and ``h_i_k`` for
+    :math:`\partial_i\partial_k L_0` at :math:`w(\theta)`, so
+    :math:`\nabla^2 L = J^\top h J + \sum_i g_i \nabla^2 w_i + \lambda \nabla^2 \mathrm{pen}`
+    (the Jacobian of the flow :math:`\dot\theta = -\nabla L` is :math:`-\nabla^2 L`).
     """
-    lhs = -sp.diff(sp.expand_log(sp.log(asymptotic), force=True), t)
-    return check_identity(name or f"-d/dt log(gap) = {rate}", lhs, rate)
+    theta = spec.theta
+    p = spec.n_weights
+    gs = tuple(sp.Symbol(f"g_{lab[2:]}", real=True) for lab in spec.weight_labels)
+    h = sp.Matrix(p, p, lambda i, k: sp.Symbol(f"h_{min(i, k) + 1}_{max(i, k) + 1}", real=True))
+    J = sp.Matrix(spec.weights).jacobian(theta)
+    coupling = sp.Add(*(gi * w for gi, w in zip(gs, spec.weights)))
+    penalty = lam * spec.penalty
+    H = J.T * h * J + sp.hessian(coupling, theta) + sp.hessian(penalty, theta)
+    grad = J.T * sp.Matrix(gs) + sp.Matrix([penalty.diff(x) for x in theta])
+    return H, grad, gs
 
 
 @cache
-def surviving_gap_rate(depth: int) -> GapRateResult:
+def surviving_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
     r"""Rate of :math:`AM - GM` for a group whose norm tends to a non-zero limit.
 
-    With :math:`a_0 = A` and :math:`a_d = A - \varepsilon\delta_d` (:math:`\Delta_d =
-    \varepsilon\delta_d`), a series in :math:`\varepsilon` gives no linear term and the quadratic
-    term :math:`\frac{\varepsilon^2}{2A}\operatorname{var}(0, \delta_1, \dots, \delta_{D-1})`,
-    positive unless all :math:`\Delta_d = 0`. Along the flow :math:`\varepsilon = e^{-\rho t}`
-    exactly (:math:`\rho = 4\lambda/D`) and :math:`A(t) \to A^* > 0`, so the rate is
-    :math:`2\rho`.
+    1. *Linearisation at the limit.* At every balanced stationary point
+       (:math:`|\gamma_d| = \|\omega\|`, :math:`g^* = -\frac{2\lambda}{D}\omega/P`), each
+       :math:`\nabla\Delta_d` is an eigenvector of :math:`\nabla^2 L` with the eigenvalue
+       :math:`\rho` of the exact law :math:`\dot\Delta_d = -\rho\Delta_d`, for every
+       :math:`L_0`: the imbalance directions decay at :math:`\rho` in the linearised flow too.
+    2. *Expansion.* With :math:`a_0 = A`, :math:`a_d = A - \varepsilon\delta_d`, the series of
+       :math:`AM - GM` in :math:`\varepsilon` starts at order 2 with a positive definite quadratic
+       form in :math:`\delta` (derived).
+    3. *Rate.* :math:`\varepsilon(t) = \Delta(t)/\Delta(0)` from ``dsolve``, and
+       :math:`A(t) \to A^*`: the leading term is :math:`q(\delta)/A^*\,\varepsilon(t)^2`.
 
     Examples
     --------
-    >>> surviving_gap_rate(4).rate
-    2*lam
+    >>> res = surviving_gap_rate(4)
+    >>> res.rate, res.holds
+    (2*lam, True)
     """
     D = check_depth(depth)
+    p = int(check_positive(group_size, "group_size", integer=True))
+    spec = dgating_parametrization(D, p)
+    dyn = imbalance_dynamics(spec)
+    rho = dyn.rate
+    steps: list[Step] = []
+
+    # 1. linearisation at a balanced stationary point (positive branch; signs are symmetric)
+    H, grad, gs = _linearisation(spec)
+    omega = spec.factors[0].symbols
+    gates = [f.symbols[0] for f in spec.factors[1:]]
+    norm = sp.sqrt(sp.Add(*(o**2 for o in omega)))
+    at_limit = {c: norm for c in gates}
+    at_limit.update({gi: -2 * lam / D * o / norm ** (D - 1) for gi, o in zip(gs, omega)})
+    steps.append(
+        check_identity(
+            "the balanced point with g* = -(2 lam/D) omega/P is stationary",
+            grad.subs(at_limit),
+            sp.zeros(len(spec.theta), 1),
+        )
+    )
+    for d, c in enumerate(gates, start=1):
+        v = sp.Matrix([(norm**2 - c**2).diff(x) for x in spec.theta])
+        steps.append(
+            check_identity(
+                f"grad Delta_{d} is an eigenvector of the Hessian with eigenvalue rho",
+                (H * v).subs(at_limit),
+                (rho * v).subs(at_limit),
+            )
+        )
+
+    # 2. expansion of AM - GM in the imbalances
     A = sp.Symbol("A", positive=True)
     delta = (sp.S.Zero,) + sp.symbols(f"delta_1:{D}", real=True)
     a = [A - eps * dl for dl in delta]
@@ -174,57 +260,48 @@ def surviving_gap_rate(depth: int) -> GapRateResult:
     c0, c1, c2 = (series.coeff(eps, k) for k in range(3))
     mean = sp.Add(*delta) / D
     var = sp.Add(*(dl**2 for dl in delta)) / D - mean**2
-    rho = imbalance_rate(D)
-    asym = c2 * sp.exp(-2 * rho * t)
-    steps = [
-        check_identity("AM - GM at eps = 0", c0, 0),
+    steps += [
+        check_identity("AM - GM vanishes at balance", c0, 0),
         check_identity("no linear term in the imbalances", c1, 0),
-        check_identity("quadratic term = var(0, delta_1..)/(2A)", c2, var / (2 * A)),
-        check_identity("Delta(t) = eps delta with eps = exp(-rho t)", rho, imbalance_rate(D)),
+        check_identity("quadratic term = var(0, delta_1, ...)/(2A)", c2, var / (2 * A)),
     ]
-    rate = sp.factor(-sp.diff(sp.log(asym), t))
-    steps.append(check_gap_rate(asym, rate, "surviving: -d/dt log(gap) = 2 rho"))
-    steps.append(check_identity("surviving rate = 2 x imbalance rate", rate, 2 * rho))
-    return GapRateResult("surviving", rate, asym, tuple(steps))
+    form = sp.hessian(c2, delta[1:])
+    for k, ev in enumerate(sorted(form.eigenvals(), key=sp.default_sort_key), start=1):
+        steps.append(check_inequality(f"quadratic form: eigenvalue {k} > 0", ev, 0, strict=True))
 
-
-def _hessian_at_zero(depth: int, group_size: int) -> tuple[sp.Matrix, tuple]:
-    r"""Hessian of :math:`L = L_0(w(\theta)) + \frac{\lambda}{D}\|\theta\|^2` at 0.
-
-        Chain rule for a generic :math:`L_0` with gradient ``g_i`` and Hessian ``h_i_k`` at
-        :math:`w = 0`: :math:`
-    abla^2 L = J^	op h J + \sum_i g_i
-    abla^2 w_i + rac{2\lambda}{D} I`.
-    """
-    spec = dgating_parametrization(depth, group_size)
-    theta = spec.theta
-    p = spec.n_weights
-    gs = tuple(sp.Symbol(f"g_{lab[2:]}", real=True) for lab in spec.weight_labels)
-    h = sp.Matrix(p, p, lambda i, k: sp.Symbol(f"h_{min(i, k) + 1}_{max(i, k) + 1}", real=True))
-    zero = {x: 0 for x in theta}
-    J = sp.Matrix(spec.weights).jacobian(theta).subs(zero)
-    curvature = sp.hessian(sp.Add(*(gi * w for gi, w in zip(gs, spec.weights))), theta).subs(zero)
-    H = J.T * h * J + curvature + sp.hessian(lam * spec.penalty, theta)
-    return H, gs
+    # 3. leading term along the flow and its rate
+    order = next(k for k, c in enumerate((c0, c1, c2)) if sp.simplify(c) != 0)
+    decay = dyn.solution / sp.Symbol("Delta_0", real=True)  # eps(t) = Delta(t)/Delta(0)
+    A_star = sp.Symbol("A_star", positive=True)
+    leading = (c0, c1, c2)[order].subs(A, A_star) * decay**order
+    rate = _decay_rate(leading)
+    stated = stated_gap_rates(D)["surviving"]
+    steps.append(check_identity("surviving gap rate = stated rate", rate, stated))
+    hypotheses = (
+        "the group converges to a balanced stationary point with A* = lim ||omega_j||^2 > 0",
+        "not every Delta_{j,d}(0) is 0 (a balanced group has zero gap for all t)",
+    )
+    return GapRateResult("surviving", rate, stated, leading, hypotheses, tuple(steps))
 
 
 @cache
 def vanishing_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
     r"""Rate of :math:`AM - GM` for a group that converges to 0.
 
-    The linearisation of the flow at :math:`(\omega_j, \gamma_j) = 0` is
-    :math:`\dot\theta = -H\theta` with :math:`H` the Hessian of :math:`L` there (computed for an
-    undefined :math:`L_0`; ``g_i`` are the entries of :math:`g_j^* = \nabla_{w_j} L_0`).
+    The flow :math:`\dot\theta = -\nabla L` is linearised at :math:`(\omega_j, \gamma_j) = 0`:
+    :math:`\dot\theta = -H\theta` with :math:`H = \nabla^2 L(0)` computed for an undefined
+    :math:`L_0` (``g_i``: the entries of :math:`g_j^* = \nabla_{w_j} L_0` at the limit).
 
-    * :math:`D \ge 3`: :math:`H = \frac{2\lambda}{D} I` (the coupling :math:`P_j g_j` is of order
-      :math:`D - 1 \ge 2`, and no resonance :math:`\mu = m\mu`, :math:`m \ge 2`, exists), so
-      :math:`a_k = c_k e^{-4\lambda t/D}(1 + o(1))`; :math:`AM - GM` is 1-homogeneous in
-      :math:`a` and :math:`c_0 - c_d = \Delta_d(0) \ne 0`: rate :math:`4\lambda/D`.
-    * :math:`D = 2`: the slowest mode, rate :math:`\lambda - g`, is balanced
-      (:math:`\omega \propto g_j^*`, :math:`\gamma = -g`), so
-      :math:`\sqrt{a_0} + \sqrt{a_1} \sim 2c\, e^{-(\lambda - g)t}` while
-      :math:`\Delta \propto e^{-2\lambda t}`: rate :math:`2\lambda + 2g`
-      (valid for :math:`g < \lambda`; the zero group is a local minimum iff :math:`g \le \lambda`).
+    * :math:`D \ge 3`: sympy finds one eigenvalue :math:`\mu` (:math:`H = \mu I`; the coupling
+      :math:`P_j g_j` is of order :math:`D - 1 \ge 2`), which equals :math:`\rho/2`; then
+      :math:`a_k = \alpha_k e^{-2\mu t}(1 + o(1))` and the 1-homogeneity of :math:`AM - GM` gives
+      the rate :math:`2\mu`.
+    * :math:`D = 2`: the characteristic polynomial depends on :math:`g_j^*` only through
+      :math:`g = \|g_j^*\|`, so :math:`g_j^* = g e_1` without loss of generality. sympy's
+      eigenvectors show that the slow (:math:`\lambda - g`) and fast (:math:`\lambda + g`) modes
+      are balanced and that the linearised imbalance decays at :math:`\rho`; with
+      :math:`AM - GM = \Delta^2/(2(\sqrt{a_0} + \sqrt{a_1})^2)` and the slow mode carrying
+      :math:`\sqrt{a_0} + \sqrt{a_1}`, the rate is :math:`2\rho - 2\mu_{slow}`.
 
     Examples
     --------
@@ -233,36 +310,36 @@ def vanishing_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
     """
     D = check_depth(depth)
     p = int(check_positive(group_size, "group_size", integer=True))
-    H, gs = _hessian_at_zero(D, p)
-    n = H.shape[0]
-    rho = imbalance_rate(D)
+    spec = dgating_parametrization(D, p)
+    dyn = imbalance_dynamics(spec)
+    rho = dyn.rate
+    H, _, gs = _linearisation(spec)
+    H0 = H.subs({x: 0 for x in spec.theta})
+    n = H0.shape[0]
+    stated = stated_gap_rates(D)["vanishing"]
     steps: list[Step] = []
     if D >= 3:
-        mu = 2 * lam / D
-        steps.append(check_identity("Hessian at 0 = (2 lam/D) I", H, mu * sp.eye(n)))
-        c = sp.symbols(f"c_0:{D}", positive=True)
+        mu = next(iter(H0.eigenvals()))  # the next step fails if there are others
+        steps.append(check_identity("Hessian at 0 = mu I (one eigenvalue)", H0, mu * sp.eye(n)))
+        steps.append(check_identity("rho = 2 mu: imbalances decay at twice mu", rho, 2 * mu))
+        alpha = sp.symbols(f"alpha_0:{D}", positive=True)
         s = sp.Symbol("s", positive=True)
-        amgm = sp.Add(*c) / D - sp.Mul(*c) ** sp.Rational(1, D)
-        scaled = amgm.xreplace({ck: s * ck for ck in c})
-        steps.append(check_identity("AM - GM is 1-homogeneous", scaled, s * amgm))
-        steps.append(check_identity("imbalances decay like the a_k (rho = 2 mu)", rho, 2 * mu))
-        asym = amgm * sp.exp(-2 * mu * t)
+        amgm = _am_gm(list(alpha))
+        steps.append(
+            check_identity(
+                "AM - GM is 1-homogeneous", amgm.xreplace({x: s * x for x in alpha}), s * amgm
+            )
+        )
+        leading = amgm * sp.exp(-2 * mu * t)  # a_k = alpha_k exp(-2 mu t), by homogeneity
+        hypotheses = (
+            "the group converges to 0 and theta(t) exp(mu t) has a non-zero limit c",
+            "alpha_k = squared norms of the blocks of c are not all equal "
+            "(equivalently, some Delta_{j,d}(0) != 0, since Delta_{j,d}(t) exp(rho t) is constant)",
+        )
     else:
         x = sp.Symbol("x")
         norm_sq = sp.Add(*(gi**2 for gi in gs))
-        steps.append(
-            check_identity(
-                "Hessian at 0",
-                H,
-                sp.Matrix(
-                    sp.BlockMatrix(
-                        [[lam * sp.eye(p), sp.Matrix(gs)], [sp.Matrix(gs).T, sp.Matrix([[lam]])]]
-                    )
-                ),
-            )
-        )
-        # the characteristic polynomial depends on g_j* only through g = ||g_j*||
-        charpoly = sp.expand(H.charpoly(x).as_expr())
+        charpoly = sp.expand(H0.charpoly(x).as_expr())
         charpoly = sp.expand(charpoly.subs(gs[0] ** 2, g**2 - (norm_sq - gs[0] ** 2)))
         steps.append(
             check_identity(
@@ -271,41 +348,64 @@ def vanishing_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
                 0,
             )
         )
-        eig = sp.roots(sp.factor(charpoly), x)
-        mu = next(e for e in eig if all((o - e).is_nonnegative for o in eig))
-        steps.append(check_identity("slowest decay rate of the linearisation", mu, lam - g))
-        v = sp.Matrix([*gs, -g])
-        residual = (H * v - mu * v).subs(g, sp.sqrt(norm_sq))
+        H0 = H0.subs({gi: (g if i == 0 else 0) for i, gi in enumerate(gs)})
+        modes = [(val, vec) for val, _, vecs in H0.eigenvects() for vec in vecs]
+        values = sorted({val for val, _ in modes}, key=sp.default_sort_key)
+        stated_eigenvalues = {lam - g, lam + g} | ({lam} if p > 1 else set())
         steps.append(
             check_identity(
-                "slow mode (g_j*, -||g_j*||) is an eigenvector", residual, sp.zeros(n, 1)
+                "eigenvalues of the Hessian at 0: lam - g, lam, lam + g",
+                sp.Matrix(values),
+                sp.Matrix(sorted(stated_eigenvalues, key=sp.default_sort_key)),
             )
         )
+        slow = next(v for v in values if all((o - v).is_nonnegative for o in values))
+        fast = next(v for v in values if all((v - o).is_nonnegative for o in values))
+        coeffs = sp.symbols(f"c_1:{n + 1}", real=True)
+        theta_t = sp.zeros(n, 1)
+        for c, (val, vec) in zip(coeffs, modes):
+            theta_t += c * vec * sp.exp(-val * t)
+        omega_t, gamma_t = theta_t[:p, 0], theta_t[p, 0]
+        imbalance_t = sp.expand((omega_t.T * omega_t)[0, 0] - gamma_t**2)
         steps.append(
             check_identity(
-                "slow mode is balanced: ||omega||^2 = gamma^2",
-                norm_sq,
-                (v[-1] ** 2).subs(g, sp.sqrt(norm_sq)),
+                "linearised flow: d/dt Delta = -rho Delta", imbalance_t.diff(t), -rho * imbalance_t
             )
         )
+        norms = {}
+        for name, val in (("slow", slow), ("fast", fast)):
+            (vec,) = [v for mv, v in modes if mv == val]
+            steps.append(
+                check_identity(
+                    f"{name} mode is balanced: ||omega||^2 = gamma^2",
+                    (vec[:p, 0].T * vec[:p, 0])[0, 0],
+                    vec[p, 0] ** 2,
+                )
+            )
+            norms[name] = sp.sqrt((vec[:p, 0].T * vec[:p, 0])[0, 0]) + sp.Abs(vec[p, 0])
         a0, a1 = sp.symbols("a_0 a_1", positive=True)
         steps.append(
             check_identity(
                 "D = 2: AM - GM = Delta^2 / (2 (sqrt(a0) + sqrt(a1))^2)",
-                (a0 + a1) / 2 - sp.sqrt(a0 * a1),
+                _am_gm([a0, a1]),
                 (a0 - a1) ** 2 / (2 * (sp.sqrt(a0) + sp.sqrt(a1)) ** 2),
             )
         )
-        delta0, c0 = sp.Symbol("Delta_0", positive=True), sp.Symbol("c", positive=True)
-        asym = (delta0 * sp.exp(-rho * t)) ** 2 / (2 * (2 * c0 * sp.exp(-mu * t)) ** 2)
-    rate = sp.factor(-sp.diff(sp.expand_log(sp.log(asym), force=True), t))
-    rate = sp.expand(rate)
-    steps.append(check_gap_rate(asym, rate, "vanishing: -d/dt log(gap)"))
-    return GapRateResult("vanishing", rate, asym, tuple(steps))
+        c_slow = sp.Symbol("c_slow", positive=True)  # |coefficient| of the slow mode
+        root_sum = c_slow * norms["slow"] * sp.exp(-slow * t)
+        leading = dyn.solution**2 / (2 * root_sum**2)
+        hypotheses = (
+            "0 < ||g_j*|| < lam (a strict local minimum at 0; the modes are distinct)",
+            "the coefficient of the slow mode (omega along g_j*, gamma = -||omega||) is non-zero",
+            "Delta_j(0) != 0 (a balanced group has zero gap for all t)",
+        )
+    rate = _decay_rate(leading)
+    steps.append(check_identity("vanishing gap rate = stated rate", rate, stated))
+    return GapRateResult("vanishing", rate, stated, leading, hypotheses, tuple(steps))
 
 
 def gap_rates(depth: int) -> dict[str, sp.Expr]:
-    r"""Asymptotic decay rates of :math:`AM_j - GM_j` by group class, derived symbolically.
+    r"""Asymptotic decay rates of :math:`AM_j - GM_j` by group class, derived from the flow.
 
     Parameters
     ----------
