@@ -198,7 +198,8 @@ def surviving_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
     r"""Rate of :math:`AM - GM` for a group whose norm tends to a non-zero limit.
 
     1. *Linearisation at the limit.* At every balanced stationary point
-       (:math:`|\gamma_d| = \|\omega\|`, :math:`g^* = -\frac{2\lambda}{D}\omega/P`), each
+       (:math:`|\gamma_d| = \|\omega\|`, :math:`g^* = -\frac{2\lambda}{D}\omega/P`; by the
+       rotation invariance of the penalty and of :math:`\Delta`, :math:`\omega = n e_1`), each
        :math:`\nabla\Delta_d` is an eigenvector of :math:`\nabla^2 L` with the eigenvalue
        :math:`\rho` of the exact law :math:`\dot\Delta_d = -\rho\Delta_d`, for every
        :math:`L_0`: the imbalance directions decay at :math:`\rho` in the linearised flow too.
@@ -221,27 +222,32 @@ def surviving_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
     rho = dyn.rate
     steps: list[Step] = []
 
-    # 1. linearisation at a balanced stationary point (positive branch; signs are symmetric)
+    # 1. linearisation at a balanced stationary point: omega = n e_1 (the penalty and the
+    # imbalances are invariant under rotations of omega, and L0 is generic), gates = n (the
+    # positive branch; sign flips are symmetries), g* = -(2 lam/D) omega / P.
     H, grad, gs = _linearisation(spec)
     omega = spec.factors[0].symbols
     gates = [f.symbols[0] for f in spec.factors[1:]]
-    norm = sp.sqrt(sp.Add(*(o**2 for o in omega)))
-    at_limit = {c: norm for c in gates}
-    at_limit.update({gi: -2 * lam / D * o / norm ** (D - 1) for gi, o in zip(gs, omega)})
+    n = sp.Symbol("n", positive=True)
+    at_limit = {c: n for c in gates}
+    at_limit.update({o: (n if i == 0 else 0) for i, o in enumerate(omega)})
+    at_limit.update({gi: (-2 * lam / D * n ** (2 - D) if i == 0 else 0) for i, gi in enumerate(gs)})
     steps.append(
         check_identity(
             "the balanced point with g* = -(2 lam/D) omega/P is stationary",
-            grad.subs(at_limit),
+            grad.xreplace(at_limit),
             sp.zeros(len(spec.theta), 1),
         )
     )
+    H_limit = H.xreplace(at_limit)
+    sq_omega = sp.Add(*(o**2 for o in omega))
     for d, c in enumerate(gates, start=1):
-        v = sp.Matrix([(norm**2 - c**2).diff(x) for x in spec.theta])
+        v = sp.Matrix([(sq_omega - c**2).diff(x) for x in spec.theta]).xreplace(at_limit)
         steps.append(
             check_identity(
                 f"grad Delta_{d} is an eigenvector of the Hessian with eigenvalue rho",
-                (H * v).subs(at_limit),
-                (rho * v).subs(at_limit),
+                H_limit * v,
+                rho * v,
             )
         )
 
@@ -265,9 +271,12 @@ def surviving_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
         check_identity("no linear term in the imbalances", c1, 0),
         check_identity("quadratic term = var(0, delta_1, ...)/(2A)", c2, var / (2 * A)),
     ]
-    form = sp.hessian(c2, delta[1:])
-    for k, ev in enumerate(sorted(form.eigenvals(), key=sp.default_sort_key), start=1):
-        steps.append(check_inequality(f"quadratic form: eigenvalue {k} > 0", ev, 0, strict=True))
+    form = sp.hessian(c2, delta[1:])  # positive definite: every leading principal minor > 0
+    for k in range(1, D):
+        minor = sp.factor(form[:k, :k].det())
+        steps.append(
+            check_inequality(f"quadratic form: leading minor {k} > 0", minor, 0, strict=True)
+        )
 
     # 3. leading term along the flow and its rate
     order = next(k for k, c in enumerate((c0, c1, c2)) if sp.simplify(c) != 0)
@@ -314,7 +323,7 @@ def vanishing_gap_rate(depth: int, group_size: int = 1) -> GapRateResult:
     dyn = imbalance_dynamics(spec)
     rho = dyn.rate
     H, _, gs = _linearisation(spec)
-    H0 = H.subs({x: 0 for x in spec.theta})
+    H0 = H.xreplace({x: 0 for x in spec.theta})
     n = H0.shape[0]
     stated = stated_gap_rates(D)["vanishing"]
     steps: list[Step] = []
