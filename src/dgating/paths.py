@@ -180,6 +180,14 @@ def lam_grid(lam_max: float, n_lams: int = 50, lam_min_ratio: float = 1e-3) -> n
     return lam_max * np.geomspace(1.0, ratio, n_lams)
 
 
+def _default_lams(
+    problem: Problem, depth: int, n_lams: int, lam_min_ratio: float
+) -> tuple[float, np.ndarray]:
+    """``(lam_max, grid)``; the grid is ``[0.0]`` when ``lam_max = 0`` (nothing to penalise)."""
+    top = lam_max(problem, depth)
+    return top, lam_grid(top, n_lams, lam_min_ratio) if top > 0 else np.zeros(1)
+
+
 def _check_lams(lams: object) -> np.ndarray:
     lams = check_array(lams, "lams", ndim=1)
     if lams.size == 0 or np.any(lams < 0):
@@ -252,8 +260,7 @@ def solve_path(
     tol = check_positive(tol, "tol")
     w = _unpenalised_fit(problem, min(tol, 1e-10))
     if lams is None:
-        top = lam_max(problem, depth)
-        lams = lam_grid(top, n_lams, lam_min_ratio) if top > 0 else np.zeros(1)
+        top, lams = _default_lams(problem, depth, n_lams, lam_min_ratio)
     else:
         top, lams = float("nan"), _check_lams(lams)
     q, groups = effective_q(depth), problem.groups
