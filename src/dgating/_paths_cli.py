@@ -26,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data", metavar="DATA.npz", help="file with X (n, p), y (n,), groups (p,)")
     p.add_argument("--depth", type=number, required=True, help="D >= 2 (q = 2/D)")
     p.add_argument("--n-lams", type=int, default=50, help="size of the default grid (50)")
-    p.add_argument(
-        "--lam-min-ratio", type=number, default=1e-3, help="smallest/largest lam (1e-3)"
-    )
+    p.add_argument("--lam-min-ratio", type=number, default=1e-3, help="smallest/largest lam (1e-3)")
     p.add_argument("--lams", default=None, help="explicit grid L1,L2,... (overrides the default)")
     p.add_argument("--method", default="prox", help="prox (default) or gated")
     p.add_argument("--loss", default="squared", help="squared (default) or logistic")
@@ -61,9 +59,7 @@ def _csv(path, problem) -> str:
     labels = problem.groups.labels
     for k in range(K):
         lam = repr(float(path.lams[k]))
-        lines.extend(
-            f"{k},{lam},{i},{labels[i]},{float(path.coefs[k, i])!r}" for i in range(p)
-        )
+        lines.extend(f"{k},{lam},{i},{labels[i]},{float(path.coefs[k, i])!r}" for i in range(p))
     return "\n".join(lines) + "\n"
 
 
@@ -86,8 +82,7 @@ def _run_path(args: argparse.Namespace) -> int:
     out = None if args.out is None else Path(args.out)
     if out is not None and not out.parent.is_dir():
         raise InvalidParameterError(
-            f"`--out` must be a file in an existing folder; got '{out}' (no folder "
-            f"'{out.parent}')."
+            f"`--out` must be a file in an existing folder; got '{out}' (no folder '{out.parent}')."
         )
     problem = load_problem(args.data, loss=args.loss)
     path = solve_path(

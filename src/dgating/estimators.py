@@ -240,8 +240,7 @@ class DGatingClassifier(LinearClassifierMixin, ClassifierMixin, _DGatingLinear):
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
             raise ValueError(
-                "Only binary classification is supported. The type of the target is "
-                f"{y_type}."
+                f"Only binary classification is supported. The type of the target is {y_type}."
             )
         self.classes_ = np.unique(y)
         if self.classes_.size != 2:
