@@ -71,6 +71,7 @@ def _run_path(args: argparse.Namespace) -> int:
 
     depth = check_depth(args.depth)
     check_choice(args.method, "--method", ("gated", "prox"))
+    check_choice(args.loss, "--loss", ("squared", "logistic"))
     check_positive(args.n_lams, "--n-lams", integer=True)
     check_positive(args.lam_min_ratio, "--lam-min-ratio")
     if args.lam_min_ratio >= 1:
