@@ -186,7 +186,11 @@ class GroupedProblem(Problem):
 
     def lipschitz(self) -> float:
         r""":math:`\|X\|_2^2 \sup \ell''`; for a sparse ``X``, :math:`\|X\|_2^2` is the largest
-        eigenvalue of the sparse Gram matrix :math:`X^\top X` (ARPACK, or dense for small p)."""
+        eigenvalue of the sparse Gram matrix :math:`X^\top X` (ARPACK, or dense for small p).
+        Computed once per problem (an SVD or eigensolve), then cached."""
+        cached = self.__dict__.get("_lipschitz")
+        if cached is not None:
+            return cached
         if not sp.issparse(self.X):
             sq_norm = float(np.linalg.norm(self.X, 2) ** 2)
         elif self.n_features <= 500:
@@ -195,7 +199,9 @@ class GroupedProblem(Problem):
             from scipy.sparse.linalg import eigsh
 
             sq_norm = float(eigsh(self.X.T @ self.X, k=1, return_eigenvectors=False)[0])
-        return sq_norm * self.loss.curvature_bound(self.n_samples)
+        cached = sq_norm * self.loss.curvature_bound(self.n_samples)
+        object.__setattr__(self, "_lipschitz", cached)
+        return cached
 
 
 class TorchProblem(Problem):
