@@ -198,7 +198,8 @@ class GroupedProblem(Problem):
         else:
             from scipy.sparse.linalg import eigsh
 
-            sq_norm = float(eigsh(self.X.T @ self.X, k=1, return_eigenvectors=False)[0])
+            gram, v0 = self.X.T @ self.X, np.ones(self.n_features)  # fixed start: reproducible
+            sq_norm = float(eigsh(gram, k=1, v0=v0, return_eigenvectors=False)[0])
         cached = sq_norm * self.loss.curvature_bound(self.n_samples)
         object.__setattr__(self, "_lipschitz", cached)
         return cached
