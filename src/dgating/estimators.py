@@ -25,7 +25,6 @@ import numpy as np
 from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model._base import LinearClassifierMixin
 from sklearn.model_selection import check_cv
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -83,14 +82,19 @@ class _SparseInput(BaseEstimator):
         return tags
 
 
+def _scores(estimator: BaseEstimator, w: np.ndarray, b: float, X) -> np.ndarray:
+    """:math:`Xw + b` on ``X`` validated against the (fitted) ``estimator``."""
+    X = validate_data(estimator, X, accept_sparse=_SPARSE, dtype=np.float64, reset=False)
+    return X @ w + b
+
+
 class _LinearPredict:
     """``predict`` of the regressors from ``coef_`` and ``intercept_``."""
 
     def predict(self, X) -> np.ndarray:
         """:math:`Xw + b`, shape (n_samples,)."""
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=_SPARSE, dtype=np.float64, reset=False)
-        return X @ self.coef_ + self.intercept_
+        return _scores(self, self.coef_, self.intercept_, X)
 
 
 class _DGatingLinear(_SparseInput):
@@ -200,7 +204,7 @@ class DGatingRegressor(RegressorMixin, _LinearPredict, _DGatingLinear):
         return self
 
 
-class DGatingClassifier(LinearClassifierMixin, ClassifierMixin, _DGatingLinear):
+class DGatingClassifier(ClassifierMixin, _DGatingLinear):
     r"""Binary logistic regression with the D-Gating group penalty,
     :math:`\min_{w,b} \frac1n\sum_i \log(1 + e^{-y_i(x_i^\top w + b)}) +
     \lambda\sum_j\|w_{G_j}\|_2^{2/D}`, with ``classes_[0]`` :math:`\mapsto -1` and
@@ -252,6 +256,16 @@ class DGatingClassifier(LinearClassifierMixin, ClassifierMixin, _DGatingLinear):
         coef, intercept = _split(self._solve(X, signs), self.fit_intercept)
         self.coef_, self.intercept_ = coef[None, :], np.array([intercept])
         return self
+
+    def decision_function(self, X) -> np.ndarray:
+        """:math:`x^\top w + b` per sample, shape (n_samples,); positive means ``classes_[1]``."""
+        check_is_fitted(self)
+        return _scores(self, self.coef_[0], self.intercept_[0], X)
+
+    def predict(self, X) -> np.ndarray:
+        """``classes_[1]`` where :meth:`decision_function` is positive, else ``classes_[0]``."""
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
 
     def predict_proba(self, X) -> np.ndarray:
         r""":math:`P(\text{classes\_}[1] \mid x) = \sigma(x^\top w + b)`; shape (n_samples, 2)."""
