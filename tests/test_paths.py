@@ -144,3 +144,20 @@ def test_non_convex_path_follows_certified_local_minima(rng, depth, loss):
     assert agree >= 2  # where the cold solve lands in the same basin, it is the same minimum
     # Negative control: the certificate rejects a path point at the wrong lam.
     assert not certify(prob, depth, 1.5 * path.lams[4], path.coefs[4]).passed
+
+
+def test_path_on_a_torch_problem_equals_the_glm_path(rng):
+    # A generic Problem (autograd, no Lipschitz bound: the step comes from power iteration)
+    # gives the same group-lasso path as the analytic GroupedProblem.
+    torch = pytest.importorskip("torch")
+    from dgating import TorchProblem
+
+    prob = random_problem(rng, n=40, p=8, group_size=2, intercept=True)
+    X, y = torch.as_tensor(prob.X), torch.as_tensor(prob.y)
+    generic = TorchProblem(lambda w: 0.5 * ((y - X @ w) ** 2).mean(), prob.groups)
+    lams = lam_max(prob, 2) * np.array([1.0, 0.3, 0.05])
+    ref = solve_path(prob, 2, lams)
+    path = solve_path(generic, 2, lams)
+    assert path.converged.all()
+    np.testing.assert_array_equal(path.supports, ref.supports)
+    assert np.abs(path.coefs - ref.coefs).max() <= 1e-6 * np.abs(ref.coefs).max()

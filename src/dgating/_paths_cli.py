@@ -31,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="prox", help="prox (default) or gated")
     p.add_argument("--loss", default="squared", help="squared (default) or logistic")
     p.add_argument("--tol", type=number, default=1e-8, help="relative stationarity target")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (seconds: per lam)")
     p.add_argument("--out", default=None, help="write the path as a tidy CSV to FILE.csv")
     p.set_defaults(handler=_run_path)
 

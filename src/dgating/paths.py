@@ -217,8 +217,9 @@ def solve_path(
     only speeds things up (the problem is convex). For :math:`D \ge 3` it is what lets a
     group enter: a zero group is locally optimal for every :math:`\lambda`, so a solver started
     at the previous solution would never leave it; the path therefore follows the local
-    minimum continuously, and a group enters exactly when :math:`t\|g_j\| > \tau(t\lambda_k,
-    q)` (the rule that defines :func:`lam_max`).
+    minimum continuously: a zero group enters when that step activates it,
+    :math:`t\|g_j\| > \tau(t\lambda_k, q)` (the rule that defines :func:`lam_max`), or when
+    one of the solver's own proximal steps (whose line search may take longer steps) does.
 
     Parameters
     ----------
