@@ -110,6 +110,7 @@ def test_group_lasso_path_equals_independent_solves(rng, method, loss):
     prob = random_problem(rng, n=60, p=16, loss=loss, intercept=True)
     path = solve_path(prob, 2, n_lams=8, lam_min_ratio=1e-2, method=method)
     assert path.converged.all() and (path.stationarity <= 1e-8).all()
+    assert not path.supports[0].any() and path.supports[-1].any()  # starts at zero
     for k, lam in enumerate(path.lams):
         cold = solve(prob, 2, lam, method=method)  # cold start: the ridge initial point
         scale = max(1.0, np.linalg.norm(cold.w))
@@ -131,6 +132,7 @@ def test_non_convex_path_follows_certified_local_minima(rng, depth, loss):
     prob = random_problem(rng, n=60, p=16, loss=loss, intercept=True)
     path = solve_path(prob, depth, n_lams=8, lam_min_ratio=1e-2)
     assert path.converged.all()
+    assert not path.supports[0].any() and path.supports[-1].any()  # starts at zero
     agree = 0
     for k, lam in enumerate(path.lams):
         assert certify(prob, depth, lam, path.coefs[k]).passed
