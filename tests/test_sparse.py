@@ -98,3 +98,36 @@ def test_group_lasso_on_sparse_data_agrees_with_cvxpy(rng, shape):
         assert np.linalg.norm(w - w_cvx) <= 1e-6 * scale
     # Negative control: the solution at a 1% larger lam is outside the tolerance.
     assert np.linalg.norm(solve(prob, 2, 1.01 * lam).w - w_cvx) > 1e-4 * scale
+
+
+def test_nothing_densifies_the_design(rng, monkeypatch):
+    """Trap: densifying any matrix with n_samples rows (X or a row block of it) raises; only
+    the k x k Hessian blocks of a support may become dense."""
+    from dgating.estimators import DGatingClassifier, DGatingRegressor
+
+    n = 73  # no Gram block has 73 rows (p = 20, plus an intercept)
+    X, y, groups = sparse_data(rng, n=n)
+
+    def trap(original):
+        def toarray(self, *args, **kwargs):
+            if self.shape[0] == n:
+                raise AssertionError(f"a ({self.shape}) sparse matrix was densified")
+            return original(self, *args, **kwargs)
+
+        return toarray
+
+    for cls in (sp.csc_array, sp.csr_array, sp.csc_matrix, sp.csr_matrix, sp.coo_array):
+        monkeypatch.setattr(cls, "toarray", trap(cls.toarray))
+    with pytest.raises(AssertionError, match="densified"):  # the trap works
+        sp.csc_array(X).toarray()
+    prob = GroupedProblem.with_intercept(sp.csr_matrix(X), y, groups)
+    lam = 0.2 * float(np.max(prob.groups.norms(prob.grad(np.zeros(prob.n_features)))))
+    for depth in (2, 3):
+        for method in ("prox", "gated"):
+            res = solve(prob, depth, lam, method=method)
+            assert res.converged and certify(prob, depth, lam, res.w).passed
+        assert solve_path(prob, depth, n_lams=4).converged.all()
+    reg = DGatingRegressor(depth=3, lam=0.05, groups=groups).fit(sp.csr_matrix(X), y)
+    assert reg.predict(sp.csc_matrix(X)).shape == (n,)
+    clf = DGatingClassifier(lam=0.01).fit(sp.csc_array(X), y > np.median(y))
+    assert clf.predict_proba(sp.csr_array(X)).shape == (n, 2)
