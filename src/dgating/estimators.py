@@ -63,6 +63,7 @@ def _labels(groups: object, n_features: int) -> np.ndarray:
 
 
 def _problem(X, y: np.ndarray, labels: np.ndarray, fit_intercept: bool, loss: str):
+    """The :class:`GroupedProblem` of a fit, with an intercept column (label ``-1``) if asked."""
     if fit_intercept:
         return GroupedProblem.with_intercept(X, y, labels, loss)
     return GroupedProblem(X, y, labels, loss)
