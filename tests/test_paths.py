@@ -14,25 +14,31 @@ from .helpers import random_problem
 
 
 def _closed_form_g0(prob) -> np.ndarray:
-    """Squared loss with an intercept column (last): the unpenalised fit is b = mean(y), so
-    g = X^T (b 1 - y) / n, computed here without dgating."""
+    """The gradient at the unpenalised fit (intercept column last), without dgating: for the
+    squared loss b = mean(y) and g = X^T (b 1 - y) / n; for the logistic loss b = logit(p),
+    p the fraction of +1 labels, and g = -X^T (y sigma(-y b)) / n."""
     X, y = prob.X, prob.y
-    return X.T @ (np.full_like(y, y.mean()) - y) / y.size
+    if prob.loss.name == "squared":
+        return X.T @ (np.full_like(y, y.mean()) - y) / y.size
+    frac = np.mean(y > 0)
+    b = np.log(frac / (1 - frac))
+    return -X.T @ (y / (1 + np.exp(y * b))) / y.size
 
 
 def _group_norms(v: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.array([np.linalg.norm(v[labels == j]) for j in range(labels.max() + 1)])
 
 
-def test_lam_max_group_lasso_is_the_kkt_threshold(rng):
-    prob = random_problem(rng, n=50, p=12, group_size=3, intercept=True)
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_lam_max_group_lasso_is_the_kkt_threshold(rng, loss):
+    prob = random_problem(rng, n=50, p=12, group_size=3, loss=loss, intercept=True)
     labels = prob.groups.labels
     expected = _group_norms(_closed_form_g0(prob), labels).max()
     top = lam_max(prob, 2)
     assert top == pytest.approx(expected, rel=1e-9)
     # Negative control: the gradient at w = 0 (intercept not fitted first) gives another value.
-    wrong = _group_norms(prob.X.T @ -prob.y / prob.n_samples, labels).max()
-    assert abs(wrong - top) > 1e-2 * top
+    wrong = _group_norms(prob.grad(np.zeros(prob.n_features)), labels).max()
+    assert abs(wrong - top) > 1e-3 * top
     # Just above: the global solution is zero on every group; just below: it is not.
     above = solve(prob, 2, top * (1 + 1e-6))
     below = solve(prob, 2, top * (1 - 1e-3))
