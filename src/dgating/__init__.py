@@ -19,7 +19,8 @@ Notation (symbol :math:`\leftrightarrow` argument name):
 
 Subpackages: :mod:`dgating.theory` (sympy derivations), :mod:`dgating.simulations` (gradient flow
 and SGD), :mod:`dgating.proofs_check` (numerical verification of the correspondence of minima),
-:mod:`dgating.figures` (theory figures and the report), :mod:`dgating.nn` (torch layers).
+:mod:`dgating.figures` (theory figures and the report), :mod:`dgating.nn` (torch layers),
+:mod:`dgating.paths` (regularisation paths), :mod:`dgating.estimators` (scikit-learn estimators).
 """
 
 from .certificates import Certificate, certify
@@ -27,6 +28,7 @@ from .gating import DGating, GatedParams
 from .groups import Groups
 from .losses import LogisticLoss, SquaredLoss
 from .objectives import GatedObjective, PenalisedObjective
+from .paths import PathResult, solve_path
 from .penalties import GroupLqPenalty, effective_q, scalar_prox
 from .problem import GroupedProblem, TorchProblem, load_problem
 from .solvers import SolveResult, initial_point, solve, solve_gated, solve_prox
@@ -42,6 +44,7 @@ __all__ = [
     "GroupedProblem",
     "Groups",
     "LogisticLoss",
+    "PathResult",
     "PenalisedObjective",
     "SolveResult",
     "SquaredLoss",
@@ -54,5 +57,6 @@ __all__ = [
     "scalar_prox",
     "solve",
     "solve_gated",
+    "solve_path",
     "solve_prox",
 ]

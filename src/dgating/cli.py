@@ -21,6 +21,7 @@ __all__ = ["main", "number", "print_json"]
 # imports only its module (`dgating solve` needs neither torch nor sympy); help imports all.
 SUBCOMMANDS = {
     "solve": "dgating.cli",
+    "path": "dgating._paths_cli",
     "derive": "dgating.theory._cli",
     "flow": "dgating.simulations._cli",
     "simulate": "dgating.simulations._cli",

@@ -94,9 +94,7 @@ class PenalisedObjective:
         """
         idx = np.flatnonzero(self.support_mask(w))
         if isinstance(self.problem, GroupedProblem):
-            c = self.problem.loss.curvature(self.problem.X @ w, self.problem.y)
-            Xs = self.problem.X[:, idx]
-            H = Xs.T @ (c[:, None] * Xs)
+            H = self.problem.hessian(w, idx)
         else:
             H = self.problem.hessian(w)[np.ix_(idx, idx)]
         groups, q = self.groups, self.penalty.q

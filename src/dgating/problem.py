@@ -7,6 +7,10 @@ Two kinds share one interface (``value``, ``grad``, ``hvp``, ``hessian``, ``grou
 * :class:`TorchProblem` for any torch callable :math:`L_0`, differentiated by autograd (networks).
 
 Everything downstream (objectives, solvers, certificates, simulations) uses only that interface.
+
+A :class:`GroupedProblem` also takes a ``scipy.sparse`` design matrix, which it keeps sparse (CSC):
+it only ever forms :math:`Xv`, :math:`X^\top r`, column slices and the small Gram matrices
+:math:`X_S^\top \operatorname{diag}(c) X_S` of a support :math:`S`.
 """
 
 from __future__ import annotations
@@ -16,12 +20,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from ._validation import InputError, InvalidParameterError, check_array, check_choice
 from .groups import Groups
 from .losses import Loss, get_loss
 
 __all__ = ["GroupedProblem", "Problem", "TorchProblem", "load_problem"]
+
+
+def _check_design(X: object) -> np.ndarray | sp.csc_array:
+    """``X`` as a dense float64 2-d array, or, for any ``scipy.sparse`` input, as a float64
+    ``csc_array`` (CSR and other formats are converted without densifying)."""
+    if not sp.issparse(X):
+        return check_array(X, "X", ndim=2)
+    if X.ndim != 2:
+        raise InvalidParameterError(f"`X` must be a 2-d array; got {X.ndim}-d sparse matrix.")
+    X = sp.csc_array(X, dtype=np.float64)
+    X.sum_duplicates()
+    if not np.all(np.isfinite(X.data)):
+        n_bad = int(X.data.size - np.count_nonzero(np.isfinite(X.data)))
+        raise InvalidParameterError(
+            f"`X` must contain only finite values; got {n_bad} NaN or infinite entries."
+        )
+    return X
 
 
 class Problem:
@@ -67,9 +89,10 @@ class GroupedProblem(Problem):
 
     Parameters
     ----------
-    X : ndarray, shape (n_samples, n_features)
+    X : ndarray or scipy.sparse matrix, shape (n_samples, n_features)
         Design matrix (add a column of ones labelled ``-1`` for an unpenalised intercept, see
-        :meth:`with_intercept`).
+        :meth:`with_intercept`). A sparse ``X`` is stored as a float64 ``csc_array`` and never
+        densified.
     y : ndarray, shape (n_samples,)
         Targets; ``-1``/``+1`` for the logistic loss.
     groups : ndarray of int, shape (n_features,), or Groups
@@ -87,13 +110,13 @@ class GroupedProblem(Problem):
     (1.25, [-0.5, -2.0])
     """
 
-    X: np.ndarray
+    X: np.ndarray | sp.csc_array
     y: np.ndarray
     groups: Groups
     loss: Loss = field(default="squared")  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
-        X = check_array(self.X, "X", ndim=2)
+        X = _check_design(self.X)
         n, p = X.shape
         if n == 0 or p == 0:
             raise InvalidParameterError(
@@ -122,12 +145,22 @@ class GroupedProblem(Problem):
 
     @classmethod
     def with_intercept(
-        cls, X: np.ndarray, y: np.ndarray, groups: np.ndarray, loss: str | Loss = "squared"
+        cls,
+        X: np.ndarray | sp.sparray | sp.spmatrix,
+        y: np.ndarray,
+        groups: np.ndarray,
+        loss: str | Loss = "squared",
     ) -> GroupedProblem:
-        """Append a column of ones with label ``-1``: an unpenalised, ungated intercept."""
-        X = check_array(X, "X", ndim=2)
+        """Append a column of ones with label ``-1``: an unpenalised, ungated intercept.
+
+        The intercept is a free variable of the fit, so a sparse ``X`` is never centred.
+        """
+        X = _check_design(X)
         labels = np.append(np.asarray(groups), -1)
-        return cls(np.column_stack([X, np.ones(X.shape[0])]), y, labels, loss)
+        ones = np.ones((X.shape[0], 1))
+        if sp.issparse(X):
+            return cls(sp.hstack([X, sp.csc_array(ones)], format="csc"), y, labels, loss)
+        return cls(np.hstack([X, ones]), y, labels, loss)
 
     def value(self, w: np.ndarray) -> float:
         return self.loss.value(self.X @ w, self.y)
@@ -142,12 +175,34 @@ class GroupedProblem(Problem):
     def hvp(self, w: np.ndarray, v: np.ndarray) -> np.ndarray:
         return self.X.T @ (self.loss.curvature(self.X @ w, self.y) * (self.X @ v))
 
-    def hessian(self, w: np.ndarray) -> np.ndarray:
+    def hessian(self, w: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
+        r"""Dense Hessian :math:`X_S^\top \operatorname{diag}(\ell''(Xw)) X_S` on the columns
+        ``idx`` (all by default), shape ``(k, k)``; a sparse ``X`` only densifies this block."""
         c = self.loss.curvature(self.X @ w, self.y)
-        return self.X.T @ (c[:, None] * self.X)
+        Xs = self.X if idx is None else self.X[:, idx]
+        if sp.issparse(Xs):
+            return (Xs.T @ (sp.dia_array((c, 0), shape=(c.size, c.size)) @ Xs)).toarray()
+        return Xs.T @ (c[:, None] * Xs)
 
     def lipschitz(self) -> float:
-        return float(np.linalg.norm(self.X, 2) ** 2) * self.loss.curvature_bound(self.n_samples)
+        r""":math:`\|X\|_2^2 \sup \ell''`; for a sparse ``X``, :math:`\|X\|_2^2` is the largest
+        eigenvalue of the sparse Gram matrix :math:`X^\top X` (ARPACK, or dense for small p).
+        Computed once per problem (an SVD or eigensolve), then cached."""
+        cached = self.__dict__.get("_lipschitz")
+        if cached is not None:
+            return cached
+        if not sp.issparse(self.X):
+            sq_norm = float(np.linalg.norm(self.X, 2) ** 2)
+        elif self.n_features <= 500:
+            sq_norm = float(np.linalg.eigvalsh((self.X.T @ self.X).toarray())[-1])
+        else:
+            from scipy.sparse.linalg import eigsh
+
+            gram, v0 = self.X.T @ self.X, np.ones(self.n_features)  # fixed start: reproducible
+            sq_norm = float(eigsh(gram, k=1, v0=v0, return_eigenvectors=False)[0])
+        cached = sq_norm * self.loss.curvature_bound(self.n_samples)
+        object.__setattr__(self, "_lipschitz", cached)
+        return cached
 
 
 class TorchProblem(Problem):
