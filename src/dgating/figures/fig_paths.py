@@ -101,10 +101,14 @@ def plot(data: dict[str, np.ndarray], ax=None):
         else:
             axes[0].legend(loc="upper right")
         a = axes[nd]
+        # Relative differences below machine epsilon are round-off (often exactly 0): they are
+        # drawn on a dotted line at epsilon, which is named in the legend.
         floor = np.finfo(float).eps
+        top = floor
         for i, depth in enumerate(depths):
             po, go = data["obj_prox"][i], data["obj_gated"][i]
             rel = np.abs(go - po) / np.maximum(np.abs(po), 1e-300)
+            top = max(top, float(np.max(rel)))
             a.plot(
                 lams,
                 np.maximum(rel, floor),
@@ -113,12 +117,15 @@ def plot(data: dict[str, np.ndarray], ax=None):
                 color=depth_color(depth),
                 label=rf"$D = {depth}$",
             )
+        a.axhline(floor, color="0.4", ls=":", lw=0.9, label=r"machine $\epsilon$ (and below)")
         a.set_xscale("log")
         a.set_yscale("log")
+        # Room above the data for the legend, and at least four decades for readable ticks.
+        a.set_ylim(floor / 3.0, max(1e4 * floor, top * 1e3))
         a.set_xlabel(r"$\lambda$")
         a.set_ylabel(r"$|L_w(w_{\rm gated}) - L_w(w_{\rm prox})| / L_w$")
         a.set_title("objective difference")
-        a.legend(loc="best")
+        a.legend(loc="upper left", ncols=2, fontsize=6.5)
     return fig
 
 

@@ -97,7 +97,9 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 def plot(data: dict[str, np.ndarray], ax=None):
     """Columns: depths; rows: suboptimality and off-support group norm, three methods each."""
-    from ._style import OKABE_ITO, axes_or_new, style
+    from matplotlib.transforms import blended_transform_factory
+
+    from ._style import OKABE_ITO, axes_or_new, shared_legend, style
 
     depths = data["depths"]
     nd = depths.size
@@ -132,17 +134,19 @@ def plot(data: dict[str, np.ndarray], ax=None):
             top.set_title(rf"$D = {depth}$, $\lambda = {float(data['lam']):g}$")
             top.set_ylabel(r"$L_w(w) - L_w^\star$")
             bot.set_ylabel(r"$\max_{j:\,w^\star_j = 0}\|w_j\|$")
-        axes[0].legend(loc="upper right", fontsize=6.5)
-        bot.text(
-            0.98,
-            0.5,
-            "prox: exact zeros\n(drawn at the floor)",
-            transform=bot.transAxes,
-            ha="right",
-            va="center",
-            fontsize=7,
-            color=colors["prox"],
-        )
+        for bot in axes[nd:]:
+            # Proximal gradient reaches exact zeros, which a log axis cannot show: say where.
+            bot.text(
+                0.98,
+                floor,
+                rf"prox: exact zeros, drawn at $10^{{{np.log10(floor):.0f}}}$",
+                transform=blended_transform_factory(bot.transAxes, bot.transData),
+                ha="right",
+                va="bottom",
+                fontsize=7,
+                color=colors["prox"],
+            )
+        shared_legend(fig, axes[:1], own=ax is None, ncols=3, loc="upper right")
     return fig
 
 
