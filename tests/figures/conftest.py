@@ -20,3 +20,13 @@ def quick_figures(quick_out):
     from dgating.figures.registry import render_all
 
     return {res.name: res for res in render_all(quick_out, quick=True)}
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Name the folder of the browser check's screenshots (for the closing note of a run)."""
+    from .browser import SCREENSHOTS
+
+    path = config.stash.get(SCREENSHOTS, None)
+    if path is not None:
+        terminalreporter.write_sep("-", "browser check")
+        terminalreporter.write_line(f"screenshots of the report: {path}")
