@@ -117,3 +117,32 @@ def test_a_lone_tick_label_is_flagged():
     assert problems == ["x-axis of axes '' has one tick label ('$\\\\mathdefault{10^{-2}}$')"]
     a.set_xticks([0.005, 0.01, 0.02, 0.04], ["0.005", "0.01", "0.02", "0.04"])
     assert lonely_tick_labels(fig, draw(fig)) == []
+
+
+def test_rates_colour_scale_widens_to_the_largest_deviation(quick_figures):
+    # The default sweep's worst D = 2 cell (1.0801) would saturate a fixed +-5 % scale.
+    data = dict(quick_figures["rates"].data)
+    data["vanishing"] = data["vanishing"].copy()
+    data["vanishing"][0, 0] = 1.0801
+    fig = FIGURES["rates"].plot(data)
+    assert saturated_colorbars(fig) == []
+    norm = fig.axes[-1]._colorbar.mappable.norm
+    assert (norm.vmin, norm.vmax) == pytest.approx((0.91, 1.09))  # 8.01 % rounds up to 9 %
+
+
+def test_imbalance_deviation_marks_exact_zeros_instead_of_flooring(quick_figures):
+    data = dict(quick_figures["imbalance_decay"].data)
+    data["rel_error"] = data["rel_error"].copy()
+    data["rel_error"][0, 5] = 0.0
+    fig = FIGURES["imbalance_decay"].plot(data)
+    right = fig.axes[1]
+    first = right.get_lines()[0]
+    assert np.isnan(first.get_ydata()[4])  # index 5 of the data; t = 0 is not drawn
+    assert np.nanmin(first.get_ydata()) > 0  # no floor value stands in for the zero
+    marks = [ln for ln in right.get_lines() if ln.get_marker() == "v"]
+    assert len(marks) == 1 and marks[0].get_xdata()[0] == data["t"][0, 5]
+    assert right.get_legend() is not None
+    # Control: without exact zeros there is no marker and no legend.
+    fig = FIGURES["imbalance_decay"].plot(quick_figures["imbalance_decay"].data)
+    assert not [ln for ln in fig.axes[1].get_lines() if ln.get_marker() == "v"]
+    assert fig.axes[1].get_legend() is None
