@@ -22,11 +22,16 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
+#: Default folder of the screenshots: git-ignored generated output beside the sources, so that it
+#: outlives pytest's rotating temporary folders.
+DEFAULT_SHOTS = Path(__file__).resolve().parents[2] / "build" / "browser-check"
+
+
 @pytest.fixture(scope="session")
-def screenshot_dir(tmp_path_factory, pytestconfig) -> Path:
-    """``$DGATING_SCREENSHOT_DIR`` or a session folder; printed in the terminal summary."""
+def screenshot_dir(pytestconfig) -> Path:
+    """``$DGATING_SCREENSHOT_DIR`` or ``build/browser-check``; printed in the terminal summary."""
     env = os.environ.get("DGATING_SCREENSHOT_DIR")
-    path = Path(env) if env else tmp_path_factory.mktemp("browser-check")
+    path = Path(env) if env else DEFAULT_SHOTS
     pytestconfig.stash[SCREENSHOTS] = path
     return path
 
