@@ -74,7 +74,7 @@ def compute(config: Config) -> dict[str, np.ndarray]:
 
 def plot(data: dict[str, np.ndarray], ax=None):
     """One panel of paths per depth (prox: lines, gated: circles) and the objective difference."""
-    from ._style import PALETTE, axes_or_new, depth_color, style
+    from ._style import PALETTE, axes_or_new, depth_color, shared_legend, style
 
     depths, lams = data["depths"], data["lams"]
     nd = depths.size
@@ -96,10 +96,15 @@ def plot(data: dict[str, np.ndarray], ax=None):
             a.set_title(rf"$D = {depth}$ ($q = {q}$)")
         axes[0].plot([], [], "k-", label="prox on $L_w$")
         axes[0].plot([], [], "ko", mfc="none", label="gated $L$ (L-BFGS)")
-        if ax is None:
-            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
-        else:
-            axes[0].legend(loc="upper right")
+        shared_legend(
+            fig,
+            axes[:1],
+            own=ax is None,
+            ncols=2,
+            loc="upper right",
+            title="paths: one colour per group; objective difference: one colour per depth",
+            title_fontsize=7.5,
+        )
         a = axes[nd]
         # Relative differences below machine epsilon are round-off (often exactly 0): they are
         # drawn on a dotted line at epsilon, which is named in the legend.
