@@ -142,16 +142,21 @@ def plot(data: dict[str, np.ndarray], ax=None):
     Scalar-group imbalances contract by the same factor whether the group survives or not, so
     the few surviving groups lie inside the band of vanishing ones: they are drawn on top, wider.
     """
-    from ._style import OKABE_ITO, axes_or_new, style
+    from ._style import OKABE_ITO, axes_or_new, shared_legend, style
 
     with style():
         fig, (a, b) = axes_or_new(ax, 2, width=7.0, height=2.8)
         k = data["steps"]
         imb, van = data["imbalance"], data["vanishing"]
         for j in np.flatnonzero(van):
-            a.plot(k, np.maximum(imb[:, j], 1e-300), color=OKABE_ITO["vermillion"], lw=0.6)
+            y = np.where(imb[:, j] > 0, imb[:, j], np.nan)
+            a.plot(k, y, color=OKABE_ITO["vermillion"], lw=0.6)
         for j in np.flatnonzero(~van):
-            a.plot(k, np.maximum(imb[:, j], 1e-300), color=OKABE_ITO["blue"], lw=1.6, zorder=3)
+            # Delta = omega^2 - gamma^2 of a surviving group is a difference of O(1) squares: below
+            # about 100 eps |Delta_j(0)| it is round-off, so the curve stops there.
+            below = np.flatnonzero(imb[:, j] <= 100.0 * np.finfo(float).eps * imb[0, j])
+            stop = int(below[0]) if below.size else k.size
+            a.plot(k[:stop], imb[:stop, j], color=OKABE_ITO["blue"], lw=1.6, zorder=3)
         c = float(data["theory_factor"])
         if van.any():
             j0 = int(np.flatnonzero(van)[np.argmax(imb[0, van])])
@@ -164,10 +169,13 @@ def plot(data: dict[str, np.ndarray], ax=None):
                 label=rf"$(1 - 2\eta\lambda/D)^{{2k}}$ = ${c:.4f}^k$",
             )
         a.plot([], [], color=OKABE_ITO["vermillion"], lw=0.6, label="vanishing scalar groups")
-        a.plot([], [], color=OKABE_ITO["blue"], lw=1.6, label="surviving scalar groups")
+        a.plot(
+            [], [], color=OKABE_ITO["blue"], lw=1.6, label="surviving scalar groups (to round-off)"
+        )
         a.set_yscale("log")
-        # Down to a decade below the smallest final imbalance (min(initial=...) would cap it).
-        last = imb[-1][imb[-1] > 0]
+        # Down to a decade below the smallest final imbalance of the vanishing groups (those of
+        # surviving groups end in round-off); min(initial=...) would cap it.
+        last = imb[-1][(van if van.any() else ~van) & (imb[-1] > 0)]
         a.set_ylim(0.1 * float(last.min()) if last.size else 1e-30, 10.0 * float(imb[0].max()))
         a.set_xlabel(r"SGD step $k$")
         a.set_ylabel(r"$|\Delta_{j,1}^{(k)}|$")
@@ -175,7 +183,7 @@ def plot(data: dict[str, np.ndarray], ax=None):
             rf"scalar groups: $D={int(data['depth'])}$, $\lambda={float(data['lam']):g}$, "
             rf"$\eta={float(data['eta']):g}$"
         )
-        a.legend(loc="lower left")
+        shared_legend(fig, [a], own=ax is None, ncols=3, loc="lower left")
         etas, st = data["etas"], data["steady_imbalance"]
         b.loglog(etas, st, "o-", color=OKABE_ITO["blue"], label="measured")
         b.loglog(
