@@ -17,6 +17,7 @@ from matplotlib.transforms import Bbox
 __all__ = [
     "all_problems",
     "clipped_text",
+    "colliding_text",
     "draw",
     "legend_overlaps",
     "lonely_tick_labels",
@@ -208,6 +209,20 @@ def lonely_tick_labels(fig, renderer) -> list[str]:
     return problems
 
 
+def colliding_text(fig, renderer, *, tol: float = TOL_PX) -> list[str]:
+    """(f) No two free texts of an axes (annotations, bar labels) overlap each other."""
+    problems = []
+    for a in _visible_axes(fig):
+        texts = [t for t in a.texts if t.get_visible() and t.get_text()]
+        boxes = [t.get_window_extent(renderer) for t in texts]
+        for i in range(len(texts)):
+            for j in range(i + 1, len(texts)):
+                inter = Bbox.intersection(boxes[i], boxes[j])
+                if inter is not None and inter.width > tol and inter.height > tol:
+                    problems.append(f"{_name(texts[i])} overlaps {_name(texts[j])}")
+    return problems
+
+
 def all_problems(fig) -> list[str]:
     """Draw ``fig`` and run every check."""
     renderer = draw(fig)
@@ -217,4 +232,5 @@ def all_problems(fig) -> list[str]:
         + saturated_colorbars(fig)
         + unexplained_artists(fig)
         + lonely_tick_labels(fig, renderer)
+        + colliding_text(fig, renderer)
     )

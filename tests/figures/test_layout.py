@@ -1,7 +1,8 @@
 """Mechanical figure checks, after drawing, on every registered figure (quick configs, Agg).
 
 (a) no text is clipped by the canvas, (b) no legend covers data, (c) no colour bar saturates,
-(d) labelled artists are explained by a legend, (e) no axis has a lone tick label. Each check has
+(d) labelled artists are explained by a legend, (e) no axis has a lone tick label, (f) no two
+texts of an axes collide. Each check has
 a negative control: a deliberately broken figure that the check must flag.
 """
 
@@ -16,6 +17,7 @@ from dgating.figures.registry import FIGURES
 from .layout import (
     all_problems,
     clipped_text,
+    colliding_text,
     draw,
     legend_overlaps,
     lonely_tick_labels,
@@ -117,6 +119,20 @@ def test_a_lone_tick_label_is_flagged():
     assert problems == ["x-axis of axes '' has one tick label ('$\\\\mathdefault{10^{-2}}$')"]
     a.set_xticks([0.005, 0.01, 0.02, 0.04], ["0.005", "0.01", "0.02", "0.04"])
     assert lonely_tick_labels(fig, draw(fig)) == []
+
+
+def test_colliding_bar_labels_are_flagged():
+    fig, axes = new_figure(width=2.0)
+    a = axes[0, 0]
+    for i in range(3):  # three narrow bars per group, each labelled: the labels collide
+        rects = a.bar(np.arange(3) + (i - 1) * 0.26, [1.0, 1.0, 1.0], 0.26)
+        a.bar_label(rects, ["1.00"] * 3, fontsize=6)
+    problems = colliding_text(fig, draw(fig))
+    assert problems and all("'1.00' overlaps text '1.00'" in p for p in problems)
+    # Control: one labelled bar per group leaves room.
+    for t in a.texts[3:]:
+        t.set_visible(False)
+    assert colliding_text(fig, draw(fig)) == []
 
 
 def test_rates_colour_scale_widens_to_the_largest_deviation(quick_figures):

@@ -111,7 +111,7 @@ def plot(data: dict[str, np.ndarray], ax=None):
     """Distances and objective differences per start, by depth and problem; certified fractions.
 
     Problems are named by their description in :mod:`dgating.proofs_check.problems`; the bars
-    are coloured by what they count (the depth is on the x axis) and carry their value.
+    are coloured by what they count (the depth is on the x axis); those below 1 carry their value.
     """
     from ..proofs_check.problems import get_problem
     from ._style import OKABE_ITO, PALETTE, axes_or_new, shared_legend, style
@@ -168,7 +168,8 @@ def plot(data: dict[str, np.ndarray], ax=None):
         for i, (key, lab, col) in enumerate(bars):
             frac = np.array([np.mean(data[key][data["depth"] == d]) for d in depths])
             rects = c.bar(depths + (i - 1) * width, frac, width, label=lab, color=col)
-            c.bar_label(rects, [f"{f:.2f}" for f in frac], fontsize=6, padding=1)
+            # Fractions below 1 carry their value (labels on every bar would collide).
+            c.bar_label(rects, [f"{f:.2f}" if f < 1 else "" for f in frac], fontsize=6.5, padding=1)
         c.set_ylim(0, 1.12)
         c.set_ylabel("fraction of starts")
         for x in (a, b, c):
