@@ -7,6 +7,7 @@ Skipped, with the reason, when Chromium is not installed (``apt-get install -y c
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,10 @@ def test_report_renders_in_chromium(quick_report, screenshot_dir):
 
     assert len(report.probe["images"]) == len(FIGURES)
     assert all(i["width"] >= 600 for i in report.probe["images"])
+    # The probe saw every element the HTML marks as maths (none until the report typesets it).
+    html = quick_report.read_text()
+    marked = re.findall(r"""class=["'](?:[^"']*\s)?math(?:\s[^"']*)?["']""", html)
+    assert len(report.probe["math"]) == len(marked)
 
 
 @needs_chromium
