@@ -23,10 +23,15 @@ def quick_figures(quick_out):
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    """Name the folder of the browser check's screenshots (for the closing note of a run)."""
-    from .browser import SCREENSHOTS
+    """Name the folder of the browser check's screenshots, or say why there are none."""
+    from .browser import SCREENSHOTS, find_chromium
 
     path = config.stash.get(SCREENSHOTS, None)
     if path is not None:
         terminalreporter.write_sep("-", "browser check")
         terminalreporter.write_line(f"screenshots of the report: {path}")
+    elif find_chromium() is None:
+        terminalreporter.write_sep("-", "browser check")
+        terminalreporter.write_line(
+            "browser check skipped: no `chromium` on PATH (Debian: apt-get install -y chromium)"
+        )
