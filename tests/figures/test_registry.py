@@ -78,10 +78,10 @@ def test_spec_has_title_claim_and_two_configs(name):
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_KEYS))
-def test_figure_smoke(name, tmp_path):
+def test_figure_smoke(name, quick_figures):
     from matplotlib.figure import Figure
 
-    res = render(name, tmp_path, quick=True)
+    res = quick_figures[name]  # rendered once per session, into a fresh folder
     assert EXPECTED_KEYS[name] <= set(res.data)
     for path in (res.pdf, res.png, res.data_path):
         assert path.is_file() and path.stat().st_size > 0

@@ -19,6 +19,7 @@ __all__ = [
     "depth_color",
     "new_figure",
     "save_figure",
+    "shared_legend",
     "style",
 ]
 
@@ -115,6 +116,26 @@ def axes_or_new(ax, n: int, *, ncols: int | None = None, width: float = 6.4, hei
 
         raise InvalidParameterError(f"`ax` must hold {n} Axes for this figure; got {len(flat)}.")
     return flat[0].figure, flat
+
+
+def shared_legend(fig, axes, *, own: bool, extra=(), ncols: int = 4, loc: str = "best", **kw):
+    """One legend for the labelled artists of all ``axes`` (first occurrence of each label) and
+    the ``extra`` proxy artists (labelled artists that are not drawn).
+
+    On a figure built here (``own=True``) it goes below the panels, outside every axes, so it
+    can cover no data; on user-supplied axes it goes inside the first of them at ``loc``.
+    """
+    handles: dict = {}
+    for a in axes:
+        for h, lab in zip(*a.get_legend_handles_labels()):
+            handles.setdefault(lab, h)
+    for h in extra:
+        handles.setdefault(h.get_label(), h)
+    if own:
+        return fig.legend(
+            list(handles.values()), list(handles), loc="outside lower center", ncols=ncols, **kw
+        )
+    return axes[0].legend(list(handles.values()), list(handles), loc=loc, **kw)
 
 
 def save_figure(fig, stem: Path) -> tuple[Path, Path]:

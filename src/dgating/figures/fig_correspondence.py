@@ -108,12 +108,18 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 
 def plot(data: dict[str, np.ndarray], ax=None):
-    """Distances and objective differences per start, by depth and problem; certified fractions."""
-    from ._style import PALETTE, axes_or_new, depth_color, style
+    """Distances and objective differences per start, by depth and problem; certified fractions.
+
+    Problems are named by their description in :mod:`dgating.proofs_check.problems`; the bars
+    are coloured by what they count (the depth is on the x axis); those below 1 carry their value.
+    """
+    from ..proofs_check.problems import get_problem
+    from ._style import OKABE_ITO, PALETTE, axes_or_new, shared_legend, style
 
     depths = np.unique(data["depth"])
     problems = list(dict.fromkeys(data["problem"].tolist()))
     markers = ["o", "s", "^", "D", "v"]
+    tol = float(data["match_tol"])
     with style():
         fig, (a, b, c) = axes_or_new(ax, 3, width=8.0, height=2.8)
         rng = np.random.default_rng(0)  # horizontal jitter only
@@ -132,15 +138,12 @@ def plot(data: dict[str, np.ndarray], ax=None):
                     ms=4,
                     mfc="none",
                 )
-                a.plot(x, dist, label=name if d == depths[0] else None, **kw)
+                label = get_problem(name).description if d == depths[0] else None
+                a.plot(x, dist, label=label, **kw)
                 b.plot(x, rel, **kw)
-        a.axhline(float(data["match_tol"]), color="k", ls="--", lw=0.8, label="match tolerance")
+        a.axhline(tol, color="k", ls="--", lw=0.8, label=f"same minimiser below {tol:g}")
         a.set_yscale("log")
         a.set_ylabel(r"$\|w_{\rm gated} - w_{\rm prox}\| / \max(1, \|w_{\rm prox}\|)$")
-        if ax is None:
-            fig.legend(*a.get_legend_handles_labels(), loc="outside lower center", ncol=4)
-        else:
-            a.legend(loc="center left", fontsize=6.5)
         b.set_yscale("symlog", linthresh=1e-12)
         diffs = (data["objective_gated"] - data["objective_prox"]) / (
             1.0 + np.abs(data["objective_prox"])
@@ -151,33 +154,30 @@ def plot(data: dict[str, np.ndarray], ax=None):
         b.set_yticks(ticks)
         b.axhline(0.0, color="k", lw=0.6)
         b.set_ylabel(r"$(L_w(w_{\rm gated}) - L_w(w_{\rm prox})) / (1 + |L_w|)$")
-        width = 0.25
-        for i, (key, lab) in enumerate(
+        width = 0.26
+        bars = (
+            ("certified_gated", "gated route certified", OKABE_ITO["blue"]),
+            ("certified_prox", "prox route certified", OKABE_ITO["sky"]),
+            # D >= 3 is non-convex: two certified routes may stop at different local minima.
             (
-                ("certified_gated", "gated certified"),
-                ("certified_prox", "prox certified"),
-                ("same", "same minimiser"),
-            )
-        ):
-            frac = [np.mean(data[key][data["depth"] == d]) for d in depths]
-            c.bar(
-                depths + (i - 1) * width,
-                frac,
-                width,
-                label=lab,
-                color=[depth_color(d) for d in depths],
-                alpha=[1.0, 0.65, 0.35][i],
-                edgecolor="k",
-                lw=0.5,
-            )
-        c.set_ylim(0, 1.15)
+                "same",
+                "same minimiser (must for $D = 2$; need not for $D \\geq 3$, THEORY.md 2.3)",
+                OKABE_ITO["orange"],
+            ),
+        )
+        for i, (key, lab, col) in enumerate(bars):
+            frac = np.array([np.mean(data[key][data["depth"] == d]) for d in depths])
+            rects = c.bar(depths + (i - 1) * width, frac, width, label=lab, color=col)
+            # Fractions below 1 carry their value (labels on every bar would collide).
+            c.bar_label(rects, [f"{f:.2f}" if f < 1 else "" for f in frac], fontsize=6.5, padding=1)
+        c.set_ylim(0, 1.12)
         c.set_ylabel("fraction of starts")
-        c.legend(loc="upper center", ncol=3, fontsize=6, handlelength=1)
         for x in (a, b, c):
             x.set_xticks(depths, [f"$D={d}$" for d in depths])
         a.set_title("distance between minimisers")
         b.set_title("objective difference")
         c.set_title("certificates")
+        shared_legend(fig, [a, c], own=ax is None, ncols=2, loc="center left", fontsize=6.5)
     return fig
 
 

@@ -8,8 +8,8 @@ groups decay at different asymptotic rates: a group that stays non-zero has
 bound's rate :math:`4\lambda/D` for :math:`D \ge 3` (all its factors shrink like
 :math:`e^{-2\lambda t/D}`) and at :math:`2(\lambda + \|\nabla_j L_0(w^\star)\|)` for :math:`D = 2`
 (its factors approach the balanced slow eigendirection, rate :math:`\lambda - \|\nabla_j L_0\|`).
-Thin lines are per-group gaps (blue: support, vermillion: vanishing groups); dotted segments have
-the theoretical slopes.
+Thin lines are per-group gaps (blue: support, vermillion: vanishing groups); the wide grey bands
+under them have the theoretical slopes.
 """
 
 from __future__ import annotations
@@ -165,12 +165,13 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 def plot(data: dict[str, np.ndarray], ax=None):
     """One panel per depth: total gap, bound, per-group gaps and theoretical slopes."""
-    from ._style import OKABE_ITO, axes_or_new, style
+    from ._style import OKABE_ITO, axes_or_new, shared_legend, style
 
     depths = data["depths"]
     nd = depths.size
     lam = float(data["lam"])
     cols = {True: OKABE_ITO["blue"], False: OKABE_ITO["vermillion"]}
+    guide_style = dict(color="0.55", lw=4.5, alpha=0.45, solid_capstyle="butt", zorder=2)
     with style():
         fig, axes = axes_or_new(ax, nd, width=7.5, height=2.8)
         for i, depth in enumerate(depths):
@@ -179,13 +180,14 @@ def plot(data: dict[str, np.ndarray], ax=None):
             for j in range(data["gap_groups"].shape[-1]):
                 nz = bool(data["nonzero"][i, j])
                 g = data["gap_groups"][i, :, j]
-                a.plot(t, np.maximum(g, floor), color=cols[nz], lw=0.7, alpha=0.8)
-                # Theoretical slope through the end of the fit window of this group.
+                a.plot(t, np.maximum(g, floor), color=cols[nz], lw=0.8, zorder=3)
+                # Theoretical slope through the end of the fit window of this group: a wide pale
+                # band under the curve, so that the measured curve stays visible on top of it.
                 end = int(0.8 * t.size)
                 if g[end] > floor:
                     seg = slice(int(0.55 * t.size), int(0.95 * t.size))
                     guide = g[end] * np.exp(-data["theory_rates"][i, j] * (t[seg] - t[end]))
-                    a.plot(t[seg], guide, ":", color="k", lw=0.9)
+                    a.plot(t[seg], guide, **guide_style)
             a.plot(t, np.maximum(data["gap"][i], floor), color="k", lw=1.8, label=r"$L - L_w$")
             a.plot(
                 t,
@@ -193,20 +195,17 @@ def plot(data: dict[str, np.ndarray], ax=None):
                 "--",
                 color=OKABE_ITO["orange"],
                 lw=1.6,
-                label=r"$\lambda\frac{D-1}{D}\sum|\Delta(0)|e^{-4\lambda t/D}$",
+                label=r"bound $\lambda\,(D-1)/D\,\sum|\Delta(0)|\,e^{-4\lambda t/D}$",
             )
             a.set_yscale("log")
             a.set_ylim(bottom=max(floor, float(np.min(data["bound"][i])) * 1e-12))
             a.set_xlabel(r"$t$")
             a.set_title(rf"$D = {depth}$, $\lambda = {lam:g}$")
         axes[0].set_ylabel(r"$L - L_w$, $\lambda(AM_j - GM_j)$")
-        axes[0].plot([], [], color=cols[True], lw=0.7, label="group in support")
-        axes[0].plot([], [], color=cols[False], lw=0.7, label="vanishing group")
-        axes[0].plot([], [], "k:", lw=0.9, label="theoretical slope")
-        if ax is None:
-            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=5)
-        else:
-            axes[0].legend(loc="lower left", fontsize=6.5)
+        axes[0].plot([], [], color=cols[True], lw=0.8, label="group in support")
+        axes[0].plot([], [], color=cols[False], lw=0.8, label="vanishing group")
+        axes[0].plot([], [], label="theoretical slope (band under each group)", **guide_style)
+        shared_legend(fig, axes[:1], own=ax is None, ncols=3, loc="lower left")
     return fig
 
 

@@ -98,55 +98,65 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 
 def plot(data: dict[str, np.ndarray], ax=None):
-    """Top row: group norms per depth (log-log); bottom row: active groups and imbalance."""
-    from ._style import OKABE_ITO, axes_or_new, style
+    """Top row: group norms per depth (log-log); bottom row: active groups and imbalance.
+
+    Every panel of a row has the same ranges (the time axis of all panels, the norm axis of the
+    top row, both axes of the bottom row), so that the depths can be compared by eye.
+    """
+    from ._style import OKABE_ITO, axes_or_new, shared_legend, style
 
     depths = data["depths"]
     nd = depths.size
     lam = float(data["lam"])
+    n_groups = data["norms"].shape[-1]
+    norms, imbalance = data["norms"][:, 1:], data["imbalance"][:, 1:]
+    t_lim = (float(data["t"][:, 1].min()), float(data["t"][:, -1].max()))
+    norm_lim = (max(1e-12, 0.5 * float(norms[:, -1].min())), 2.0 * float(norms.max()))
+    imb_lim = (0.5 * float(imbalance[imbalance > 0].min()), 2.0)
+    cols = {False: OKABE_ITO["blue"], True: OKABE_ITO["vermillion"]}
+    imb_label = r"$\sum|\Delta(t)| \,/\, \sum|\Delta(0)|$"
     with style():
         fig, axes = axes_or_new(ax, 2 * nd, ncols=nd, width=7.5, height=2.3)
+        twins = []
         for i, depth in enumerate(depths):
             top, bot = axes[i], axes[nd + i]
             t = data["t"][i][1:]
-            for j in range(data["norms"].shape[-1]):
-                van = bool(data["vanishing"][i, j])
-                col = OKABE_ITO["vermillion"] if van else OKABE_ITO["blue"]
-                top.plot(t, np.maximum(data["norms"][i, 1:, j], 1e-300), color=col, lw=0.9)
-            top.set_xscale("log")
+            for j in range(n_groups):
+                top.plot(t, norms[i, :, j], color=cols[bool(data["vanishing"][i, j])], lw=0.9)
             top.set_yscale("log")
-            top.set_ylim(bottom=max(1e-12, float(data["norms"][i, -1].min()) * 0.5))
+            top.set_ylim(*norm_lim)
             top.set_title(rf"$D = {depth}$, $\lambda = {lam:g}$")
-            top.set_xlabel(r"$t$")
             bot.step(
                 t,
                 data["n_active"][i, 1:],
                 where="post",
                 color="k",
-                label=r"# groups $\geq 10^{-3}\max_j\|w_j\|$",
+                label=r"active groups: $\|w_j\| \geq 10^{-3}\max_k\|w_k\|$ (left axis)",
             )
-            bot.set_xscale("log")
-            bot.set_xlabel(r"$t$")
-            bot.set_ylim(0, data["norms"].shape[-1] + 0.5)
+            bot.set_ylim(0, n_groups + 0.5)
             twin = bot.twinx()
             twin.plot(
                 t,
-                data["imbalance"][i, 1:],
+                imbalance[i],
                 color=OKABE_ITO["orange"],
                 ls="--",
-                label=r"$\sum|\Delta(t)| / \sum|\Delta(0)|$",
+                label=rf"imbalance {imb_label} (right axis)",
             )
             twin.set_yscale("log")
+            twin.set_ylim(*imb_lim)
             twin.grid(False)
             twin.spines["right"].set_visible(True)
-            if i == nd - 1:
-                twin.set_ylabel(r"$\sum|\Delta(t)|/\sum|\Delta(0)|$", color=OKABE_ITO["orange"])
-            if i == 0:
-                lines = bot.get_legend_handles_labels()
-                tw = twin.get_legend_handles_labels()
-                bot.legend(lines[0] + tw[0], lines[1] + tw[1], loc="lower left", fontsize=6.5)
+            twin.set_ylabel(imb_label, color=OKABE_ITO["orange"])
+            twins.append(twin)
+            for a in (top, bot):
+                a.set_xscale("log")
+                a.set_xlim(*t_lim)
+                a.set_xlabel(r"$t$")
         axes[0].set_ylabel(r"$\|w_j(t)\|$")
         axes[nd].set_ylabel("active groups")
+        axes[0].plot([], [], color=cols[False], lw=0.9, label="group in the support")
+        axes[0].plot([], [], color=cols[True], lw=0.9, label="group that vanishes")
+        shared_legend(fig, [axes[0], axes[nd], twins[0]], own=ax is None, ncols=2, loc="lower left")
     return fig
 
 

@@ -96,7 +96,7 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 def plot(data: dict[str, np.ndarray], ax=None):
     """Left: normalised total imbalance, measured (solid) and theory (dashed); right: deviation."""
-    from ._style import axes_or_new, depth_color, style
+    from ._style import axes_or_new, depth_color, shared_legend, style
 
     lams = np.unique(data["lam"])
     styles = ["-", "-.", ":", (0, (5, 1))]
@@ -115,8 +115,22 @@ def plot(data: dict[str, np.ndarray], ax=None):
                 label=rf"$D={d}$, $\lambda={lam:g}$",
             )
             a.plot(t, data["theory_sum"][i] / tot[0], color="k", ls="--", lw=0.8)
-            # t = 0 is exact by construction; floor at 1e-17 so round-off zeros stay on the axis.
-            b.plot(t[1:], np.maximum(data["rel_error"][i][1:], 1e-17), color=depth_color(d), ls=ls)
+            # t = 0 is exact by construction. A deviation that is exactly 0 has no place on a log
+            # axis: it is left out of the line and marked by a triangle on the bottom spine.
+            err = data["rel_error"][i][1:]
+            b.plot(t[1:], np.where(err > 0, err, np.nan), color=depth_color(d), ls=ls)
+            zero = err == 0
+            if zero.any():
+                b.plot(
+                    t[1:][zero],
+                    np.zeros(int(zero.sum())),
+                    "v",
+                    color=depth_color(d),
+                    ms=4,
+                    clip_on=False,
+                    transform=b.get_xaxis_transform(),
+                    label="deviation exactly 0 (on the axis)",
+                )
         a.plot([], [], "k--", lw=0.8, label=r"$e^{-4\lambda t/D}$ (theory)")
         a.set_yscale("log")
         a.set_xlabel(r"$t$")
@@ -125,8 +139,13 @@ def plot(data: dict[str, np.ndarray], ax=None):
         a.legend(loc="upper right", ncol=1)
         b.set_yscale("log")
         b.set_xlabel(r"$t$")
-        b.set_ylabel(r"$\max_{j,d}|\Delta_{j,d}(t) - e^{-4\lambda t/D}\Delta_{j,d}(0)|$ (rel.)")
+        b.set_ylabel(
+            r"$\max_{j,d}|\Delta_{j,d}(t) - e^{-4\lambda t/D}\Delta_{j,d}(0)|"
+            r"\,/\,\max_{j,d}|\Delta_{j,d}(0)|$"
+        )
         b.set_title("deviation from the closed form")
+        if b.get_legend_handles_labels()[1]:
+            shared_legend(fig, [b], own=False, loc="upper right")
     return fig
 
 

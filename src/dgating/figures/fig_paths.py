@@ -74,7 +74,7 @@ def compute(config: Config) -> dict[str, np.ndarray]:
 
 def plot(data: dict[str, np.ndarray], ax=None):
     """One panel of paths per depth (prox: lines, gated: circles) and the objective difference."""
-    from ._style import PALETTE, axes_or_new, depth_color, style
+    from ._style import PALETTE, axes_or_new, depth_color, shared_legend, style
 
     depths, lams = data["depths"], data["lams"]
     nd = depths.size
@@ -96,15 +96,24 @@ def plot(data: dict[str, np.ndarray], ax=None):
             a.set_title(rf"$D = {depth}$ ($q = {q}$)")
         axes[0].plot([], [], "k-", label="prox on $L_w$")
         axes[0].plot([], [], "ko", mfc="none", label="gated $L$ (L-BFGS)")
-        if ax is None:
-            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=2)
-        else:
-            axes[0].legend(loc="upper right")
+        shared_legend(
+            fig,
+            axes[:1],
+            own=ax is None,
+            ncols=2,
+            loc="upper right",
+            title="paths: one colour per group; objective difference: one colour per depth",
+            title_fontsize=7.5,
+        )
         a = axes[nd]
+        # Relative differences below machine epsilon are round-off (often exactly 0): they are
+        # drawn on a dotted line at epsilon, which is named in the legend.
         floor = np.finfo(float).eps
+        top = floor
         for i, depth in enumerate(depths):
             po, go = data["obj_prox"][i], data["obj_gated"][i]
             rel = np.abs(go - po) / np.maximum(np.abs(po), 1e-300)
+            top = max(top, float(np.max(rel)))
             a.plot(
                 lams,
                 np.maximum(rel, floor),
@@ -113,12 +122,15 @@ def plot(data: dict[str, np.ndarray], ax=None):
                 color=depth_color(depth),
                 label=rf"$D = {depth}$",
             )
+        a.axhline(floor, color="0.4", ls=":", lw=0.9, label=r"machine $\epsilon$ (and below)")
         a.set_xscale("log")
         a.set_yscale("log")
+        # Room above the data for the legend, and at least four decades for readable ticks.
+        a.set_ylim(floor / 3.0, max(1e4 * floor, top * 1e3))
         a.set_xlabel(r"$\lambda$")
         a.set_ylabel(r"$|L_w(w_{\rm gated}) - L_w(w_{\rm prox})| / L_w$")
         a.set_title("objective difference")
-        a.legend(loc="best")
+        a.legend(loc="upper left", ncols=2, fontsize=6.5)
     return fig
 
 

@@ -134,8 +134,15 @@ def compute(config: Config) -> dict[str, np.ndarray]:
 
 
 def plot(data: dict[str, np.ndarray], ax=None):
-    """Top row: level sets per depth; bottom row: per-group penalty profiles at each imbalance."""
-    from ._style import OKABE_ITO, axes_or_new, style
+    """Top row: level sets per depth; bottom row: per-group penalty profiles at each imbalance.
+
+    One legend (below the panels) serves both rows: line colour and style encode the imbalance
+    :math:`c` in the level sets and in the profiles alike.
+    """
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    from ._style import OKABE_ITO, axes_or_new, shared_legend, style
 
     depths, cs = data["depths"], data["imbalances"]
     nd = depths.size
@@ -158,7 +165,7 @@ def plot(data: dict[str, np.ndarray], ax=None):
                     linestyles="-" if k == 0 else "--",
                 )
             top.set_aspect("equal")
-            top.set_title(rf"$D = {depth}$: $\|w_1\|^{{2/{depth}}} + \|w_2\|^{{2/{depth}}}$")
+            top.set_title(rf"$D = {depth}$: gated level set through $(1, 0)$")
             top.set_xlabel(r"$w_1$")
             top.set_ylabel(r"$w_2$")
             r = data["profile_r"]
@@ -168,7 +175,8 @@ def plot(data: dict[str, np.ndarray], ax=None):
                     data["profile"][i, k] - data["profile"][i, k, 0],
                     color=shades[k],
                     ls="-" if k == 0 else "--",
-                    label=r"balanced, $r^{2/D}$" if c == 0 else rf"$c = {c:g}$",
+                    lw=1.6 if k == 0 else 1.1,
+                    label=r"$c = 0$ (balanced: $\|w_j\|^{2/D}$)" if c == 0 else rf"$c = {c:g}$",
                 )
             if depth == 2:
                 for k in range(1, cs.size):
@@ -185,18 +193,29 @@ def plot(data: dict[str, np.ndarray], ax=None):
                     )
             bottom.set_xlabel(r"$r = \|w_j\|$")
             bottom.set_ylabel(r"$\phi_c(r) - \phi_c(0)$")
-            bottom.set_title(rf"$D = {depth}$: gated, $\Delta_{{j,d}} = c\,d/(D-1)$")
-        if 2 in depths:
-            axes[nd].plot(
-                [],
-                [],
-                "o",
-                ms=3,
-                mfc="none",
-                color="grey",
-                label=r"$\frac{1}{2}\sqrt{c^2 + 4r^2}$ (THEORY 2.9)",
-            )
-        axes[nd].legend(loc="upper left", fontsize=6.5)
+            bottom.set_title(rf"$D = {depth}$: gated penalty of one group")
+        # The grey shading of the top row is the balanced penalty; a proxy artist names it.
+        closed = Line2D(
+            [],
+            [],
+            marker="o",
+            ms=3,
+            mfc="none",
+            ls="none",
+            color="0.35",
+            label=r"$\frac{1}{2}\sqrt{c^2 + 4r^2}$, $D = 2$ (THEORY.md 2.9)",
+        )
+        shading = Patch(color="0.6", alpha=0.5, label=r"shading: $|w_1|^{2/D} + |w_2|^{2/D}$")
+        shared_legend(
+            fig,
+            [axes[nd]],
+            own=ax is None,
+            extra=[closed, shading] if 2 in depths else [shading],
+            ncols=3,
+            title=r"imbalance $\Delta_{j,d} = c\,d/(D-1)$ of every gate (colour, both rows)",
+            loc="upper left",
+            title_fontsize=8,
+        )
     return fig
 
 

@@ -3,11 +3,14 @@ r"""Measured over theoretical rates on a (D, lam) grid
 
 Supports THEORY.md 2.4 and 2.5 beyond single examples: for every depth :math:`D` and strength
 :math:`\lambda` of the simulation sweep (:mod:`dgating.simulations.sweep`, seeded random problems,
-several seeds), the decay rates measured on the gradient flow, divided by the rates derived by
-:mod:`dgating.theory`, are 1: the imbalance rate :math:`4\lambda/D` to integration accuracy, the gap
-rates of surviving (:math:`8\lambda/D`) and vanishing groups (:math:`4\lambda/D`, or
-:math:`2(\lambda + \|g_j^\star\|)` for :math:`D = 2`) to the accuracy of an asymptotic fit. Cells
-show the median ratio over seeds.
+several seeds), the decay rates measured on the gradient flow are divided by the rates derived by
+:mod:`dgating.theory`. The imbalance rate :math:`4\lambda/D` is an exact law and its ratio is 1 to
+integration accuracy (four decimals shown). The gap rates of surviving (:math:`8\lambda/D`) and
+vanishing groups (:math:`4\lambda/D`, or :math:`2(\lambda + \|g_j^\star\|)` for :math:`D = 2`) are
+asymptotic, fitted on a finite window: most ratios are within 1 %, but for vanishing groups at
+:math:`D = 2` they can be several per cent off (up to about 8 % in the default sweep), because
+those groups approach their asymptotic rate slowly and the window is partly pre-asymptotic. Cells
+show the median ratio over seeds; the colour scale is symmetric about 1 and covers every cell.
 """
 
 from __future__ import annotations
@@ -125,9 +128,15 @@ def plot(data: dict[str, np.ndarray], ax=None):
     from ._style import axes_or_new, style
 
     depths, lams = data["depths"], data["lams"]
+    ratios = np.concatenate([data[key].ravel() for key, *_ in CLASSES])
+    ratios = ratios[np.isfinite(ratios)]
+    # A colour scale symmetric about 1 that covers every cell: at least +-5 %, widened to the
+    # largest deviation rounded up to the next per cent, so no cell saturates.
+    worst = float(np.max(np.abs(ratios - 1.0))) if ratios.size else 0.0
+    half = max(0.05, np.ceil(100.0 * worst) / 100.0)
     with style():
         fig, axes = axes_or_new(ax, len(CLASSES), width=8.0, height=2.8)
-        norm = TwoSlopeNorm(vcenter=1.0, vmin=0.95, vmax=1.05)
+        norm = TwoSlopeNorm(vcenter=1.0, vmin=1.0 - half, vmax=1.0 + half)
         im = None
         for a, (key, _, _, label) in zip(axes, CLASSES):
             grid = data[key]
@@ -135,7 +144,8 @@ def plot(data: dict[str, np.ndarray], ax=None):
             for i in range(depths.size):
                 for j in range(lams.size):
                     v = grid[i, j]
-                    dark = np.isfinite(v) and abs(v - 1.0) > 0.03  # white on saturated cells
+                    # White text on the darker outer 40 % of the colour scale.
+                    dark = np.isfinite(v) and abs(v - 1.0) > 0.6 * half
                     a.text(
                         j,
                         i,

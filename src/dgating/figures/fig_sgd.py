@@ -7,7 +7,8 @@ Supports THEORY.md 2.6: with step :math:`\eta` and any minibatch gradient,
 multiplicative, and for :math:`D \ge 3` the imbalance of the groups that vanish contracts by exactly
 the factor :math:`(1 - 2\eta\lambda/D)^2` derived by :mod:`dgating.theory` (dashed) under minibatch
 SGD, since the other gates vanish with the group (at :math:`D = 2` there is no other gate and the
-factor is :math:`(1 - \eta\lambda)^2 - \eta^2\hat g_j^2`). Right:
+factor is :math:`(1 - \eta\lambda)^2 - \eta^2\hat g_j^2`); the surviving groups, blue, are drawn
+on top of them. Right:
 for vector groups, minibatch noise keeps the imbalance at a steady state that grows linearly in
 :math:`\eta` (started balanced, averaged over the second half of a fixed horizon :math:`K\eta`).
 """
@@ -139,16 +140,26 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 def plot(data: dict[str, np.ndarray], ax=None):
     """Left: |Delta| of scalar groups vs step with the theoretical contraction; right: steady
-    state vs eta."""
-    from ._style import OKABE_ITO, axes_or_new, style
+    state vs eta.
+
+    Scalar-group imbalances contract by the same factor whether the group survives or not, so
+    the few surviving groups lie inside the band of vanishing ones: they are drawn on top, wider.
+    """
+    from ._style import OKABE_ITO, axes_or_new, shared_legend, style
 
     with style():
         fig, (a, b) = axes_or_new(ax, 2, width=7.0, height=2.8)
         k = data["steps"]
         imb, van = data["imbalance"], data["vanishing"]
-        for j in range(imb.shape[1]):
-            col = OKABE_ITO["vermillion"] if van[j] else OKABE_ITO["blue"]
-            a.plot(k, np.maximum(imb[:, j], 1e-300), color=col, lw=0.6, alpha=0.7)
+        for j in np.flatnonzero(van):
+            y = np.where(imb[:, j] > 0, imb[:, j], np.nan)
+            a.plot(k, y, color=OKABE_ITO["vermillion"], lw=0.6)
+        for j in np.flatnonzero(~van):
+            # Delta = omega^2 - gamma^2 of a surviving group is a difference of O(1) squares: below
+            # about 100 eps |Delta_j(0)| it is round-off, so the curve stops there.
+            below = np.flatnonzero(imb[:, j] <= 100.0 * np.finfo(float).eps * imb[0, j])
+            stop = int(below[0]) if below.size else k.size
+            a.plot(k[:stop], imb[:stop, j], color=OKABE_ITO["blue"], lw=1.6, zorder=3)
         c = float(data["theory_factor"])
         if van.any():
             j0 = int(np.flatnonzero(van)[np.argmax(imb[0, van])])
@@ -157,20 +168,25 @@ def plot(data: dict[str, np.ndarray], ax=None):
                 imb[0, j0] * c**k,
                 "k--",
                 lw=1.2,
+                zorder=4,
                 label=rf"$(1 - 2\eta\lambda/D)^{{2k}}$ = ${c:.4f}^k$",
             )
-        a.plot([], [], color=OKABE_ITO["vermillion"], label="vanishing scalar groups")
-        a.plot([], [], color=OKABE_ITO["blue"], label="surviving scalar groups")
+        a.plot([], [], color=OKABE_ITO["vermillion"], lw=0.6, label="vanishing scalar groups")
+        a.plot(
+            [], [], color=OKABE_ITO["blue"], lw=1.6, label="surviving scalar groups (to round-off)"
+        )
         a.set_yscale("log")
-        last = imb[-1][van & (imb[-1] > 0)] if van.any() else imb[-1][imb[-1] > 0]
-        a.set_ylim(0.1 * float(last.min(initial=1e-30)), 10.0 * float(imb[0].max()))
+        # Down to a decade below the smallest final imbalance of the vanishing groups (those of
+        # surviving groups end in round-off); min(initial=...) would cap it.
+        last = imb[-1][(van if van.any() else ~van) & (imb[-1] > 0)]
+        a.set_ylim(0.1 * float(last.min()) if last.size else 1e-30, 10.0 * float(imb[0].max()))
         a.set_xlabel(r"SGD step $k$")
         a.set_ylabel(r"$|\Delta_{j,1}^{(k)}|$")
         a.set_title(
-            rf"$D={int(data['depth'])}$, $\lambda={float(data['lam']):g}$, "
-            rf"$\eta={float(data['eta']):g}$, minibatch SGD"
+            rf"scalar groups: $D={int(data['depth'])}$, $\lambda={float(data['lam']):g}$, "
+            rf"$\eta={float(data['eta']):g}$"
         )
-        a.legend(loc="lower left", fontsize=6.5)
+        shared_legend(fig, [a], own=ax is None, ncols=3, loc="lower left")
         etas, st = data["etas"], data["steady_imbalance"]
         b.loglog(etas, st, "o-", color=OKABE_ITO["blue"], label="measured")
         b.loglog(
@@ -182,10 +198,13 @@ def plot(data: dict[str, np.ndarray], ax=None):
         )
         from matplotlib.ticker import NullFormatter
 
+        # One labelled tick per simulated step size: a log axis spanning less than a decade
+        # would otherwise show a single label.
+        b.set_xticks(etas, [f"{e:g}" for e in etas])
         b.xaxis.set_minor_formatter(NullFormatter())
         b.set_xlabel(r"step $\eta$")
         b.set_ylabel(r"steady-state $\max_{j,d}|\Delta_{j,d}|$")
-        b.set_title("groups of 4: imbalance kept by minibatch noise")
+        b.set_title("groups of 4: steady state under noise")
         b.legend(loc="upper left")
     return fig
 

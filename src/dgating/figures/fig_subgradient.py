@@ -97,7 +97,9 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 def plot(data: dict[str, np.ndarray], ax=None):
     """Columns: depths; rows: suboptimality and off-support group norm, three methods each."""
-    from ._style import OKABE_ITO, axes_or_new, style
+    from matplotlib.transforms import blended_transform_factory
+
+    from ._style import OKABE_ITO, axes_or_new, shared_legend, style
 
     depths = data["depths"]
     nd = depths.size
@@ -111,38 +113,41 @@ def plot(data: dict[str, np.ndarray], ax=None):
         "prox": "proximal gradient on $L_w$",
         "subgradient": "subgradient on $L_w$",
     }
-    floor = 1e-16
     with style():
         fig, axes = axes_or_new(ax, 2 * nd, ncols=nd, width=7.0, height=2.4)
         for i, depth in enumerate(depths):
             top, bot = axes[i], axes[nd + i]
+            # Exact zeros of the off-support norm (proximal steps) have no place on a log axis:
+            # they are drawn on a floor two decades below every positive value of the panel,
+            # and the floor is named. Non-positive suboptimality is round-off: left out.
+            off = {m: data[f"offsupport_{m}"][i] for m in METHODS}
+            positive = np.concatenate([v[v > 0] for v in off.values()])
+            floor = 10.0 ** (np.floor(np.log10(positive.min())) - 2) if positive.size else 1e-16
             for m in METHODS:
-                t = data[f"t_{m}"][i]
+                t, sub = data[f"t_{m}"][i], data[f"subopt_{m}"][i]
                 top.plot(
-                    t,
-                    np.maximum(data[f"subopt_{m}"][i], floor),
-                    color=colors[m],
-                    label=labels[m],
-                    lw=1.2,
+                    t, np.where(sub > 0, sub, np.nan), color=colors[m], label=labels[m], lw=1.2
                 )
-                bot.plot(t, np.maximum(data[f"offsupport_{m}"][i], floor), color=colors[m], lw=1.2)
+                bot.plot(t, np.where(off[m] > 0, off[m], floor), color=colors[m], lw=1.2)
+            if any(np.any(v == 0) for v in off.values()):
+                bot.text(
+                    0.98,
+                    floor,
+                    rf"exact zeros, drawn at $10^{{{np.log10(floor):.0f}}}$",
+                    transform=blended_transform_factory(bot.transAxes, bot.transData),
+                    ha="right",
+                    va="bottom",
+                    fontsize=7,
+                    color="0.3",
+                )
+                bot.set_ylim(bottom=floor / 10.0)
             for a in (top, bot):
                 a.set_yscale("log")
                 a.set_xlabel(r"$t$ (iteration $k$ at $t = k\eta$)")
             top.set_title(rf"$D = {depth}$, $\lambda = {float(data['lam']):g}$")
             top.set_ylabel(r"$L_w(w) - L_w^\star$")
             bot.set_ylabel(r"$\max_{j:\,w^\star_j = 0}\|w_j\|$")
-        axes[0].legend(loc="upper right", fontsize=6.5)
-        bot.text(
-            0.98,
-            0.5,
-            "prox: exact zeros\n(drawn at the floor)",
-            transform=bot.transAxes,
-            ha="right",
-            va="center",
-            fontsize=7,
-            color=colors["prox"],
-        )
+        shared_legend(fig, axes[:1], own=ax is None, ncols=3, loc="upper right")
     return fig
 
 
