@@ -18,7 +18,7 @@ r"""D-Gating for torch models: gate, train with ordinary optimisers, export a sm
   (``dgating nn-experiment``).
 """
 
-from .export import ExportResult, collapse, export
+from ._export import ExportResult, PrunedMultiheadAttention, collapse, export
 from .gating import (
     GateBank,
     GatedUnit,
