@@ -385,7 +385,7 @@ class _Analysis:
         self.slot: dict[fx.Node, _Slot] = {}
         self.const: dict[fx.Node, torch.Tensor] = {}
         self.spaces: list[_Space] = []
-        self.layers: list[fx.Node] = []
+        self.layers: dict[fx.Node, fx.Node | None] = {}  # layer -> its tracked input
         self.norms: list[fx.Node] = []
         self.depthwise: list[fx.Node] = []
         self.heads: list[fx.Node] = []
@@ -484,10 +484,10 @@ class _Analysis:
             n_in = m.in_features if isinstance(m, nn.Linear) else m.in_channels
             src = self._input(node, dim, n_in)
             self._fresh(node, dim, fixed=False)
-            self.layers.append(node)
-            c_in = self.const[src] if src is not None else torch.full((n_in,), math.nan)
+            self.layers[node] = src
+            c_in = self.const[src] if src is not None else torch.full((n_in,), math.nan, dtype=torch.float64)
             w = _in_out_weight(m)
-            b = m.bias.detach().double() if m.bias is not None else torch.zeros(w.shape[0])
+            b = m.bias.detach().double() if m.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
             nonzero_in = torch.isnan(c_in) | (c_in != 0)
             touched = (w[:, nonzero_in] != 0).flatten(1).any(1)
             self.const[node] = torch.where(touched, math.nan, b)
@@ -509,7 +509,7 @@ class _Analysis:
             if src is None:
                 return self._opaque(node)
             w = m.weight.detach().reshape(m.out_channels, -1)
-            b = m.bias.detach().double() if m.bias is not None else torch.zeros(m.out_channels)
+            b = m.bias.detach().double() if m.bias is not None else torch.zeros(m.out_channels, dtype=torch.float64)
             c = self.const[src]
             self._alias(node, src, torch.where((w == 0).all(1) | (c == 0), b, math.nan))
             self.depthwise.append(node)
@@ -539,8 +539,8 @@ class _Analysis:
     @staticmethod
     def _bn_const(m: nn.Module, c: torch.Tensor) -> torch.Tensor:
         """Constant channels after a batch norm in eval mode (any mode for ``gamma = 0``)."""
-        gamma = m.weight.detach().double() if m.affine else torch.ones(m.num_features)
-        beta = m.bias.detach().double() if m.affine else torch.zeros(m.num_features)
+        gamma = m.weight.detach().double() if m.affine else torch.ones(m.num_features, dtype=torch.float64)
+        beta = m.bias.detach().double() if m.affine else torch.zeros(m.num_features, dtype=torch.float64)
         if m.track_running_stats and m.running_mean is not None:
             scale = gamma / torch.sqrt(m.running_var.double() + m.eps)
             out = (c - m.running_mean.double()) * scale + beta
@@ -559,6 +559,9 @@ class _Analysis:
             if not ins or any(a not in self.slot or _shape(a) != shape for a in ins):
                 return self._opaque(node)
             if len(args) != 2 or not all(isinstance(a, fx.Node | int | float) for a in args):
+                return self._opaque(node)
+            axes = {(self.slot[a].dim, self.slot[a].per * self.slot[a].space.root().n) for a in ins}
+            if len(axes) > 1:
                 return self._opaque(node)
             vals = [self.const[a] if isinstance(a, fx.Node) else a for a in args]
             self._alias(node, ins[0], _BINARY[name](*vals))
@@ -598,7 +601,7 @@ class _Analysis:
         m = self.modules[node.target]
         w = _in_out_weight(m)[keep_out]
         reads = (w != 0).any(2).any(0)
-        c = self.const[node.args[0]]
+        c = self.const[self.layers[node]]
         fold = (c == 0) | (torch.isfinite(c) & _folds_constants(m))
         return reads & ~fold
 
@@ -609,9 +612,8 @@ class _Analysis:
         changed = True
         while changed:
             changed = False
-            for node in self.layers:
-                src = node.args[0]
-                if src not in self.slot or self.slot[src].space.root().fixed:
+            for node, src in self.layers.items():
+                if src is None or self.slot[src].space.root().fixed:
                     continue
                 s = self.slot[src]
                 need = self._needed(node, self.slot[node].mask()).reshape(-1, s.per).any(1)
@@ -656,15 +658,15 @@ def _rebuild_layer(an: _Analysis, node: fx.Node) -> None:
     and replace a layer that lost every input by the constant it computes."""
     m = an.modules[node.target]
     keep_out = an.slot[node].mask()
-    src = node.args[0]
+    src = an.layers[node]
     n_in = _in_out_weight(m).shape[1]
-    keep_in = an.slot[src].mask() if src in an.slot else torch.ones(n_in, dtype=torch.bool)
+    keep_in = an.slot[src].mask() if src is not None else torch.ones(n_in, dtype=torch.bool)
     if bool(keep_out.all()) and bool(keep_in.all()):
         return
     w = _in_out_weight(m)
     bias = m.bias.detach().clone() if m.bias is not None else torch.zeros(w.shape[0], dtype=w.dtype)
     removed = ~keep_in
-    if src in an.const:
+    if src is not None:
         c = an.const[src]
         fold = removed & torch.isfinite(c) & (c != 0)
         if bool(fold.any()):  # constant input channels: their contribution joins the bias
@@ -679,7 +681,7 @@ def _rebuild_layer(an: _Analysis, node: fx.Node) -> None:
             value, n_lead = value.expand(-1, *out_shape[2:]).clone(), 1
         ref = next(
             (p for p in an.placeholders if _shape(p) and _shape(p)[:n_lead] == out_shape[:n_lead]),
-            src,
+            node.args[0],
         )
         _set_module(an.gm, node.target, _Constant(value, n_lead))
         node.args = (ref,)
