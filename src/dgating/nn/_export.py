@@ -951,8 +951,14 @@ def export(
             f"{str(exc).splitlines()[0] if str(exc) else ''}"
         ) from exc
     training = gm.training
-    with torch.no_grad():
-        fx.passes.shape_prop.ShapeProp(gm.eval()).propagate(*args)
+    try:
+        with torch.no_grad():
+            fx.passes.shape_prop.ShapeProp(gm.eval()).propagate(*args)
+    except RuntimeError as exc:
+        raise InvalidParameterError(
+            "`example_input` must be a valid input of `model`; the forward pass failed: "
+            f"{str(exc).splitlines()[0]}"
+        ) from exc
     an = _Analysis(gm)
     units_before = _units(gm)
     for node in an.layers:
