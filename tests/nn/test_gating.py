@@ -22,7 +22,14 @@ from dgating.nn import (
 
 from .helpers import make_module, member_paths, randomise_gates, run
 
-CASES = [("linear", "out"), ("linear", "in"), ("conv", "out"), ("conv", "in"), ("mha", "heads")]
+CASES = [
+    ("linear", "out"),
+    ("linear", "in"),
+    ("conv", "out"),
+    ("conv", "in"),
+    ("bn", "out"),
+    ("mha", "heads"),
+]
 
 
 @pytest.mark.parametrize("kind,group", CASES)
@@ -181,8 +188,14 @@ def test_invalid_arguments():
         dgate(lin, 2, init="zeros")
     with pytest.raises(InvalidParameterError, match="groups=1"):
         dgate(nn.Conv2d(4, 4, 3, groups=2), 2, group="in")
-    with pytest.raises(InvalidTypeError, match="got BatchNorm1d"):
-        dgate(nn.BatchNorm1d(3), 2)
+    with pytest.raises(InvalidTypeError, match="got LayerNorm"):
+        dgate(nn.LayerNorm(3), 2)
+    with pytest.raises(InvalidParameterError, match="affine=False"):
+        dgate(nn.BatchNorm1d(3, affine=False), 2)
+    with pytest.raises(InvalidParameterError, match="depthwise"):
+        dgate(nn.Conv2d(4, 4, 3, groups=2), 2, group="in")
+    with pytest.raises(InvalidParameterError, match="groups=1"):
+        dgate(nn.ConvTranspose2d(4, 4, 3, groups=2), 2, group="out")
     dgate(lin, 2)
     with pytest.raises(InvalidParameterError, match="already D-gated"):
         dgate(lin, 2)

@@ -1,0 +1,41 @@
+"""A small ResNet for 8x8 digits: a stem, two basic residual blocks with batch norm, global
+average pooling and a linear classifier (the architecture of ``dgating nn-experiment``'s
+``digits-resnet`` runs)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["BasicBlock", "DigitsResNet"]
+
+
+class BasicBlock(nn.Module):
+    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + x)``, 3x3 convolutions without bias."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + x)
+
+
+class DigitsResNet(nn.Module):
+    """Stem ``conv 3x3 (1 -> width) + batch norm + relu``, ``n_blocks`` basic blocks, global
+    average pooling, ``nn.Linear(width, n_classes)``; input ``(N, 1, 8, 8)``."""
+
+    def __init__(self, width: int = 12, n_classes: int = 10, n_blocks: int = 2) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(1, width, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(width)
+        self.blocks = nn.Sequential(*[BasicBlock(width) for _ in range(n_blocks)])
+        self.fc = nn.Linear(width, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.blocks(F.relu(self.bn(self.stem(x))))
+        return self.fc(x.mean((2, 3)))
