@@ -412,7 +412,7 @@ class _Analysis:
     def _alias(self, node: fx.Node, src: fx.Node, const: torch.Tensor, per: int = 1, dim=None):
         s = self.slot[src]
         self.slot[node] = _Slot(s.space, s.per * per, s.dim if dim is None else dim)
-        self.const[node] = const.repeat_interleave(per)
+        self.const[node] = const.repeat_interleave(per).to(torch.float64)
 
     def _unify(self, a: _Slot, b: _Slot) -> None:
         ra, rb = a.space.root(), b.space.root()

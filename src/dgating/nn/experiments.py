@@ -1,4 +1,4 @@
-r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits and wine).
+r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits, wine, a ResNet on digits).
 
 For every dataset, depth :math:`D \in \{2, 3, 4\}`, :math:`\lambda` on a grid and seed, four ways of
 fitting :math:`L_w(w) = L_0(w) + \lambda\sum_j\|w_j\|_2^{2/D}` are compared:
@@ -32,6 +32,17 @@ Datasets (bundled with scikit-learn, no download), standardised on the training 
   (row of the first layer and its bias, ``group="out"``).
 * ``wine``: 13 features, 3 classes; MLP ``13-16-3`` with ReLU, groups = the 13 input features
   (columns of the first layer, ``group="in"``).
+* ``digits-resnet``: the paper's granularity, filters of a residual network with batch norm:
+  :class:`dgating.nn._resnet.DigitsResNet` (stem + 2 basic blocks, ``resnet_width`` channels,
+  8x8 inputs, float32), groups = the channels of every batch norm, :math:`w_c =
+  (\gamma_c, \beta_c)` (a filter followed by batch norm has no scale of its own, so its batch norm
+  channel is the group that decides whether the filter lives). Methods ``dgating``,
+  ``proximal`` (prox step on the same groups) and ``magnitude`` (smallest batch norm groups of
+  the dense network, over all layers); a group counts as removed under the rule of
+  ``threshold="auto"`` of :func:`dgating.nn.export` with the training :math:`\lambda` and step
+  (the prox threshold, THEORY.md sec. 3), the same for every method, and the accuracy is that
+  of the exported, physically smaller model in eval mode. Its own grid: ``resnet_lams``,
+  ``resnet_seeds``.
 
 :func:`run_experiments` returns the tidy rows, :func:`trade_off_table` summarises them (mean over
 seeds), :func:`write_results` stores ``results.csv`` and ``results.json`` atomically.
@@ -41,7 +52,9 @@ groups / ``n_groups``), ``n_groups``, ``n_kept``; ``accuracy`` and ``train_accur
 thresholded network on the test and training splits; ``train_loss`` (mean cross-entropy on the
 training split before thresholding); ``max_imbalance`` (relative
 :math:`\max|\Delta_{j,d}|` at the end, ``dgating`` only, NaN otherwise); ``epochs``;
-``seconds`` (wall time of the run; for ``magnitude`` it includes the dense training).
+``seconds`` (wall time of the run; for ``magnitude`` it includes the dense training);
+``n_params`` and ``n_params_dense``: parameter counts of the exported model
+(:func:`dgating.nn.export`) and of the dense one.
 """
 
 from __future__ import annotations
@@ -72,7 +85,9 @@ __all__ = [
     "write_results",
 ]
 
-DATASETS = ("digits", "wine")
+DATASETS = ("digits", "wine", "digits-resnet")
+#: Methods run on ``digits-resnet`` (the issue's comparison: proximal SGD and magnitude pruning).
+RESNET_METHODS = ("dgating", "proximal", "magnitude")
 METHODS = ("dgating", "subgradient", "proximal", "magnitude")
 #: Columns of every result row, in order.
 COLUMNS = (
@@ -90,6 +105,8 @@ COLUMNS = (
     "max_imbalance",
     "epochs",
     "seconds",
+    "n_params",
+    "n_params_dense",
 )
 
 
@@ -99,7 +116,7 @@ class ExperimentConfig:
 
     Parameters
     ----------
-    datasets : tuple of {"digits", "wine"}
+    datasets : tuple of {"digits", "wine", "digits-resnet"}
     depths : tuple of int
         :math:`D \ge 2`; the penalty exponent is :math:`q = 2/D`.
     lams : tuple of float
@@ -120,6 +137,12 @@ class ExperimentConfig:
         Stratified test split.
     n_jobs : int
         Worker processes (1: run in this process).
+    resnet_lams : tuple of float
+        The :math:`\lambda` grid of ``digits-resnet``.
+    resnet_seeds : int
+        Seeds of ``digits-resnet`` (at most ``seeds``).
+    resnet_width : int
+        Channels of the ResNet.
     """
 
     datasets: tuple[str, ...] = DATASETS
@@ -127,12 +150,15 @@ class ExperimentConfig:
     lams: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
     seeds: int = 5
     methods: tuple[str, ...] = METHODS
-    epochs: tuple[tuple[str, int], ...] = (("digits", 40), ("wine", 200))
+    epochs: tuple[tuple[str, int], ...] = (("digits", 40), ("wine", 200), ("digits-resnet", 8))
     batch_size: int = 64
     lr: float = 0.1
     threshold: float = 1e-2
     test_fraction: float = 0.3
     n_jobs: int = 2
+    resnet_lams: tuple[float, ...] = (0.02, 0.05, 0.1)
+    resnet_seeds: int = 3
+    resnet_width: int = 8
 
     def __post_init__(self) -> None:
         for d in self.datasets:
@@ -146,8 +172,13 @@ class ExperimentConfig:
             )
         object.__setattr__(self, "depths", tuple(check_depth(d) for d in self.depths))
         object.__setattr__(self, "lams", tuple(check_lam(v) for v in self.lams))
+        object.__setattr__(self, "resnet_lams", tuple(check_lam(v) for v in self.resnet_lams))
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise InvalidParameterError(f"`seeds` must be a positive integer; got {self.seeds}.")
+        for name in ("resnet_seeds", "resnet_width"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise InvalidParameterError(f"`{name}` must be a positive integer; got {v}.")
         if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
             raise InvalidParameterError(f"`n_jobs` must be a positive integer; got {self.n_jobs}.")
         if not (0.0 < self.test_fraction < 1.0):
@@ -157,6 +188,13 @@ class ExperimentConfig:
 
     def epochs_for(self, dataset: str) -> int:
         return dict(self.epochs)[dataset]
+
+    def grid_for(self, dataset: str) -> tuple[tuple[float, ...], int, tuple[str, ...]]:
+        """``(lams, seeds, trained methods)`` of ``dataset``."""
+        if dataset == "digits-resnet":
+            methods = tuple(m for m in self.methods if m in RESNET_METHODS and m != "magnitude")
+            return self.resnet_lams, min(self.resnet_seeds, self.seeds), methods
+        return self.lams, self.seeds, tuple(m for m in self.methods if m != "magnitude")
 
 
 def quick_config(**overrides) -> ExperimentConfig:
@@ -180,7 +218,7 @@ def _load(dataset: str, seed: int, test_fraction: float):
     from sklearn.datasets import load_digits, load_wine
     from sklearn.model_selection import train_test_split
 
-    X, y = (load_digits if dataset == "digits" else load_wine)(return_X_y=True)
+    X, y = (load_wine if dataset == "wine" else load_digits)(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=test_fraction, random_state=seed, stratify=y
     )
@@ -238,11 +276,13 @@ def _train(task: dict) -> dict:
     import torch.nn.functional as F
 
     from ..penalties import scalar_prox
-    from .export import collapse
+    from ._export import collapse
     from .gating import dgate, max_imbalance
     from .optim import param_groups
 
     torch.set_num_threads(1)
+    if task["dataset"] == "digits-resnet":
+        return _train_resnet(task)
     cfg: ExperimentConfig = task["config"]
     dataset, method, depth, lam, seed = (
         task[k] for k in ("dataset", "method", "depth", "lam", "seed")
@@ -322,8 +362,119 @@ def _train(task: dict) -> dict:
     return {"rows": [row]}
 
 
+def _bn_groups(net) -> list:
+    """The batch norm layers of a (plain or gated) network, in module order."""
+    from torch import nn
+
+    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _bn_norms(net):
+    r""":math:`\|(\gamma_c, \beta_c)\|` of every batch norm channel of a plain network."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat([torch.sqrt(m.weight**2 + m.bias**2) for m in _bn_groups(net)])
+
+
+def _scale_bn(net, scale) -> None:
+    """Multiply :math:`(\gamma_c, \beta_c)` of every batch norm channel by ``scale[c]``."""
+    import torch
+
+    start = 0
+    with torch.no_grad():
+        for m in _bn_groups(net):
+            s = scale[start : start + m.num_features].to(m.weight.dtype)
+            m.weight.mul_(s)
+            m.bias.mul_(s)
+            start += m.num_features
+
+
+def _train_resnet(task: dict) -> dict:
+    """One ``digits-resnet`` run: filter (batch norm channel) gating, proximal SGD on the same
+    groups, or dense training followed by magnitude pruning; every model is exported."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..penalties import scalar_prox
+    from ._export import collapse, export
+    from ._resnet import DigitsResNet
+    from .gating import dgate, max_imbalance
+    from .optim import param_groups
+
+    cfg: ExperimentConfig = task["config"]
+    method, depth, lam, seed = (task[k] for k in ("method", "depth", "lam", "seed"))
+    t0 = time.perf_counter()
+    Xtr, ytr, Xte, yte, n_classes = _load("digits", seed, cfg.test_fraction)
+    Xtr, Xte = (a.float().reshape(-1, 1, 8, 8) for a in (Xtr, Xte))
+    torch.manual_seed(seed)
+    net = DigitsResNet(cfg.resnet_width, n_classes)
+    if method == "dgating":
+        for m in _bn_groups(net):
+            dgate(m, depth)
+        opt = torch.optim.SGD(param_groups(net, lam), lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(seed)
+    n, epochs = Xtr.shape[0], cfg.epochs_for("digits-resnet")
+    q = 2.0 / depth if depth else 1.0
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, cfg.batch_size):
+            idx = perm[start : start + cfg.batch_size]
+            opt.zero_grad(set_to_none=False)
+            F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
+            opt.step()
+            if method == "proximal" and lam > 0:
+                norms = _bn_norms(net).double().numpy()
+                new = scalar_prox(norms, cfg.lr * lam, q)
+                _scale_bn(
+                    net,
+                    torch.as_tensor(np.where(norms > 0, new / np.where(norms > 0, norms, 1), 0)),
+                )
+    net.eval()
+    imbalance = max_imbalance(net) if method == "dgating" else float("nan")
+    with torch.no_grad():
+        train_loss = float(F.cross_entropy(net(Xtr), ytr))
+    data = (Xtr, ytr, Xte, yte)
+    extras = {"train_loss": train_loss, "max_imbalance": imbalance, "epochs": epochs}
+    if method == "magnitude":
+        plain, out = collapse(net), []
+        norms = _bn_norms(plain)
+        order = torch.argsort(norms)
+        for target in task["match"]:
+            k = int(round(target["sparsity"] * norms.numel()))
+            pruned = collapse(plain)  # a plain copy
+            scale = torch.ones_like(norms)
+            scale[order[:k]] = 0.0
+            _scale_bn(pruned, scale)
+            res = export(pruned, Xte[:2], threshold=0.0)
+            extras |= {"n_params": res.n_params_after, "n_params_dense": res.n_params_before}
+            extras["seconds"] = time.perf_counter() - t0
+            out.append(
+                _row(
+                    task, target["depth"], target["lam"], k, norms.numel(), res.model, data, extras
+                )
+            )
+        return {"rows": out}
+    auto = {"threshold": "auto", "lam": lam, "step": cfg.lr} if lam > 0 else {"threshold": 0.0}
+    norms = _bn_norms(collapse(net, **auto))
+    res = export(net, Xte[:2], **auto)
+    k = int((norms == 0).sum()) if bool(torch.isfinite(norms).all()) else norms.numel()
+    extras |= {"n_params": res.n_params_after, "n_params_dense": res.n_params_before}
+    extras["seconds"] = time.perf_counter() - t0
+    return {"rows": [_row(task, depth, lam, k, norms.numel(), res.model, data, extras)]}
+
+
 def _row(task, depth, lam, n_removed, n_groups, net, data, extras) -> dict:
+    from ._export import export
+
     Xtr, ytr, Xte, yte = data
+    if "n_params" not in extras:  # MLP rows: the thresholded network, exported
+        exported = export(net, Xte[:2], threshold=0.0)
+        extras = {**extras, "n_params": exported.n_params_after}
+        extras["n_params_dense"] = exported.n_params_before
     return {
         "dataset": task["dataset"],
         "method": task["method"],
@@ -339,6 +490,8 @@ def _row(task, depth, lam, n_removed, n_groups, net, data, extras) -> dict:
         "max_imbalance": extras["max_imbalance"],
         "epochs": extras["epochs"],
         "seconds": extras["seconds"],
+        "n_params": extras["n_params"],
+        "n_params_dense": extras["n_params_dense"],
     }
 
 
@@ -382,14 +535,13 @@ def run_experiments(config: ExperimentConfig | None = None, *, progress: bool = 
         lam of the ``dgating`` run whose sparsity they match.
     """
     cfg = ExperimentConfig() if config is None else config
-    trained = [m for m in cfg.methods if m != "magnitude"]
     tasks = [
         {"config": cfg, "dataset": ds, "method": m, "depth": d, "lam": lam, "seed": s}
         for ds in cfg.datasets
-        for s in range(cfg.seeds)
-        for m in trained
+        for s in range(cfg.grid_for(ds)[1])
+        for m in cfg.grid_for(ds)[2]
         for d in cfg.depths
-        for lam in cfg.lams
+        for lam in cfg.grid_for(ds)[0]
     ]
     rows = [
         r for res in _map(_train, tasks, cfg.n_jobs, "nn-experiment", progress) for r in res["rows"]
@@ -397,7 +549,7 @@ def run_experiments(config: ExperimentConfig | None = None, *, progress: bool = 
     if "magnitude" in cfg.methods:
         dense = []
         for ds in cfg.datasets:
-            for s in range(cfg.seeds):
+            for s in range(cfg.grid_for(ds)[1]):
                 match = [
                     {"depth": r["depth"], "lam": r["lam"], "sparsity": r["sparsity"]}
                     for r in rows
