@@ -347,7 +347,9 @@ def test_auto_threshold_with_lam_and_step_is_the_prox_zero_set():
     assert bool((rows[0] == 0).all()) and bool((rows[1] != 0).all())
     # the same zero set as one exact group prox step (GroupLqPenalty.prox), living groups unchanged
     flat = bank.flatten([t.detach() for t in bank.weights()]).numpy()
-    prox = GroupLqPenalty.from_depth(lam, depth).prox(flat, step, Groups(bank.flat_labels().numpy()))
+    prox = GroupLqPenalty.from_depth(lam, depth).prox(
+        flat, step, Groups(bank.flat_labels().numpy())
+    )
     zero = np.array([np.all(prox[bank.flat_labels().numpy() == j] == 0) for j in range(20)])
     np.testing.assert_array_equal(zero, (rows == 0).all(1).numpy())
     torch.testing.assert_close(rows[1:], collapse(net)[0].weight.detach()[1:], rtol=0, atol=0)

@@ -97,9 +97,9 @@ def collapse(
         exactly the groups that one proximal step of the group :math:`L_{2,2/D}` penalty,
         :math:`\mathrm{prox}_{\mathrm{step}\,\lambda\|\cdot\|_2^{2/D}}`, sets to zero, i.e.
         :math:`\|w_j\| \le \tau(\mathrm{step}\,\lambda, 2/D)` (THEORY.md sec. 3), and leave the
-        other groups unchanged. The reason: a fixed point of proximal gradient descent with that step
-        has no non-zero group below :math:`\tau`, so the rule removes what the non-smooth problem
-        would remove and nothing that a converged run keeps. Without ``lam``/``step``: zero the
+        other groups unchanged. The reason: a fixed point of proximal gradient descent with that
+        step has no non-zero group below :math:`\tau`, so the rule removes what the non-smooth
+        problem would remove and nothing that a converged run keeps. Without ``lam``/``step``: zero the
         groups with :math:`\|w_j\| \le \sqrt{\epsilon}\max_k\|w_k\|` (max over every gated group of
         the model; float64: 1.5e-8 of the largest group), which dead groups cross after a
         few hundred steps of geometric decay while living groups stay at the scale of the data.
@@ -485,9 +485,17 @@ class _Analysis:
             src = self._input(node, dim, n_in)
             self._fresh(node, dim, fixed=False)
             self.layers[node] = src
-            c_in = self.const[src] if src is not None else torch.full((n_in,), math.nan, dtype=torch.float64)
+            c_in = (
+                self.const[src]
+                if src is not None
+                else torch.full((n_in,), math.nan, dtype=torch.float64)
+            )
             w = _in_out_weight(m)
-            b = m.bias.detach().double() if m.bias is not None else torch.zeros(w.shape[0], dtype=torch.float64)
+            b = (
+                m.bias.detach().double()
+                if m.bias is not None
+                else torch.zeros(w.shape[0], dtype=torch.float64)
+            )
             nonzero_in = torch.isnan(c_in) | (c_in != 0)
             touched = (w[:, nonzero_in] != 0).flatten(1).any(1)
             self.const[node] = torch.where(touched, math.nan, b)
@@ -509,7 +517,11 @@ class _Analysis:
             if src is None:
                 return self._opaque(node)
             w = m.weight.detach().reshape(m.out_channels, -1)
-            b = m.bias.detach().double() if m.bias is not None else torch.zeros(m.out_channels, dtype=torch.float64)
+            b = (
+                m.bias.detach().double()
+                if m.bias is not None
+                else torch.zeros(m.out_channels, dtype=torch.float64)
+            )
             c = self.const[src]
             self._alias(node, src, torch.where((w == 0).all(1) | (c == 0), b, math.nan))
             self.depthwise.append(node)
@@ -539,8 +551,16 @@ class _Analysis:
     @staticmethod
     def _bn_const(m: nn.Module, c: torch.Tensor) -> torch.Tensor:
         """Constant channels after a batch norm in eval mode (any mode for ``gamma = 0``)."""
-        gamma = m.weight.detach().double() if m.affine else torch.ones(m.num_features, dtype=torch.float64)
-        beta = m.bias.detach().double() if m.affine else torch.zeros(m.num_features, dtype=torch.float64)
+        gamma = (
+            m.weight.detach().double()
+            if m.affine
+            else torch.ones(m.num_features, dtype=torch.float64)
+        )
+        beta = (
+            m.bias.detach().double()
+            if m.affine
+            else torch.zeros(m.num_features, dtype=torch.float64)
+        )
         if m.track_running_stats and m.running_mean is not None:
             scale = gamma / torch.sqrt(m.running_var.double() + m.eps)
             out = (c - m.running_mean.double()) * scale + beta

@@ -1,6 +1,16 @@
-"""A small ResNet for 8x8 digits: a stem, two basic residual blocks with batch norm, global
-average pooling to 2x2 and a linear classifier (the architecture of ``dgating nn-experiment``'s
-``digits-resnet`` runs)."""
+r"""A small ResNet for 8x8 digits: a stem, two residual blocks with batch norm, average pooling
+to 2x2 and a linear classifier (the architecture of ``dgating nn-experiment``'s
+``digits-resnet`` runs).
+
+Each block has one batch norm, after its first convolution:
+``relu(x + conv2(relu(bn1(conv1(x)))))``. The reason is the group penalty: a batch norm whose
+output reaches another batch norm through a convolution (the second batch norm of a standard
+basic block) has no scale of its own, the loss is invariant to multiplying all its
+:math:`(\gamma, \beta)` by :math:`s > 0`, so :math:`\lambda\sum_c\|(\gamma_c, \beta_c)\|^{2/D}`
+drives the whole layer towards zero together, and no threshold separates dead channels from
+living ones. Here every gated batch norm feeds a convolution without a following normalisation
+(or the residual trunk), so its scale is seen by the loss.
+"""
 
 from __future__ import annotations
 
@@ -12,17 +22,16 @@ __all__ = ["BasicBlock", "DigitsResNet"]
 
 
 class BasicBlock(nn.Module):
-    """``relu(bn2(conv2(relu(bn1(conv1(x))))) + x)``, 3x3 convolutions without bias."""
+    """``relu(x + conv2(relu(bn1(conv1(x)))))``, 3x3 convolutions (``conv1`` without bias)."""
 
     def __init__(self, width: int) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(width, width, 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + x)
+        return F.relu(x + self.conv2(F.relu(self.bn1(self.conv1(x)))))
 
 
 class DigitsResNet(nn.Module):

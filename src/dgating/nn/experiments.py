@@ -33,15 +33,19 @@ Datasets (bundled with scikit-learn, no download), standardised on the training 
 * ``wine``: 13 features, 3 classes; MLP ``13-16-3`` with ReLU, groups = the 13 input features
   (columns of the first layer, ``group="in"``).
 * ``digits-resnet``: the paper's granularity, filters of a residual network with batch norm:
-  :class:`dgating.nn._resnet.DigitsResNet` (stem + 2 basic blocks, ``resnet_width`` channels,
-  8x8 inputs, float32), groups = the channels of every batch norm, :math:`w_c =
-  (\gamma_c, \beta_c)` (a filter followed by batch norm has no scale of its own, so its batch norm
-  channel is the group that decides whether the filter lives). Methods ``dgating``,
-  ``proximal`` (prox step on the same groups) and ``magnitude`` (smallest batch norm groups of
-  the dense network, over all layers); a group counts as removed under the rule of
+  :class:`dgating.nn._resnet.DigitsResNet` (stem + 2 residual blocks, ``resnet_width``
+  channels, 8x8 inputs, float32). Groups = the inner channels of the blocks, channel :math:`c`
+  of a block being :math:`w_c = (\gamma_c, \beta_c, W^{(2)}_{:,c})`: its batch norm scale and
+  shift and its outgoing weights in the block's second convolution (``dgate(bn1, D,
+  outgoing=conv2)``); a dead channel removes the filter of the first convolution, the batch norm
+  channel and the input slice of the second. The outgoing weights are in the group because a
+  filter followed by batch norm has no scale of its own, and without them the penalty shrinks
+  the batch norm as a whole (ReLU rescaling symmetry) instead of selecting channels. Methods
+  ``dgating``, ``proximal`` (prox step on the same groups) and ``magnitude`` (smallest groups of
+  the dense network, over both blocks); a group counts as removed under the rule of
   ``threshold="auto"`` of :func:`dgating.nn.export` with the training :math:`\lambda` and step
-  (the prox threshold, THEORY.md sec. 3), the same for every method, and the accuracy is that
-  of the exported, physically smaller model in eval mode. Its own grid: ``resnet_lams``,
+  (the prox threshold, THEORY.md sec. 3), the same for every method, and the accuracy is that of
+  the exported, physically smaller model in eval mode. Its own grid: ``resnet_lams``,
   ``resnet_seeds``.
 
 :func:`run_experiments` returns the tidy rows, :func:`trade_off_table` summarises them (mean over
@@ -150,13 +154,13 @@ class ExperimentConfig:
     lams: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
     seeds: int = 5
     methods: tuple[str, ...] = METHODS
-    epochs: tuple[tuple[str, int], ...] = (("digits", 40), ("wine", 200), ("digits-resnet", 8))
+    epochs: tuple[tuple[str, int], ...] = (("digits", 40), ("wine", 200), ("digits-resnet", 10))
     batch_size: int = 64
     lr: float = 0.1
     threshold: float = 1e-2
     test_fraction: float = 0.3
     n_jobs: int = 2
-    resnet_lams: tuple[float, ...] = (0.02, 0.05, 0.1)
+    resnet_lams: tuple[float, ...] = (0.05, 0.1, 0.15)
     resnet_seeds: int = 3
     resnet_width: int = 8
 
@@ -198,13 +202,15 @@ class ExperimentConfig:
 
 
 def quick_config(**overrides) -> ExperimentConfig:
-    """A configuration that runs in seconds (2 depths, 2 lams, 1 seed, few epochs, 1 process)."""
+    """A configuration that runs in seconds (2 depths, 2 lams (1 for the ResNet), 1 seed, few
+    epochs, 1 process)."""
     base = ExperimentConfig(
         depths=(2, 3),
         lams=(0.02, 0.2),
         seeds=1,
-        epochs=(("digits", 3), ("wine", 30)),
+        epochs=(("digits", 3), ("wine", 30), ("digits-resnet", 10)),
         n_jobs=1,
+        resnet_lams=(0.1,),
     )
     return replace(base, **overrides)
 
@@ -362,36 +368,41 @@ def _train(task: dict) -> dict:
     return {"rows": [row]}
 
 
-def _bn_groups(net) -> list:
-    """The batch norm layers of a (plain or gated) network, in module order."""
-    from torch import nn
-
-    return [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+def _channel_units(net) -> list:
+    """``(bn1, conv2)`` of every block: the gated channels and the layer that reads them."""
+    return [(b.bn1, b.conv2) for b in net.blocks]
 
 
-def _bn_norms(net):
-    r""":math:`\|(\gamma_c, \beta_c)\|` of every batch norm channel of a plain network."""
+def _channel_norms(net):
+    r""":math:`\|(\gamma_c, \beta_c, W^{(2)}_{:,c})\|` of every inner channel of a plain network."""
     import torch
 
     with torch.no_grad():
-        return torch.cat([torch.sqrt(m.weight**2 + m.bias**2) for m in _bn_groups(net)])
+        return torch.cat(
+            [
+                torch.sqrt(bn.weight**2 + bn.bias**2 + (conv.weight**2).sum(dim=(0, 2, 3)))
+                for bn, conv in _channel_units(net)
+            ]
+        )
 
 
-def _scale_bn(net, scale) -> None:
-    """Multiply :math:`(\gamma_c, \beta_c)` of every batch norm channel by ``scale[c]``."""
+def _scale_channels(net, scale) -> None:
+    """Multiply the group :math:`(\gamma_c, \beta_c, W^{(2)}_{:,c})` of every inner channel by
+    ``scale[c]``."""
     import torch
 
     start = 0
     with torch.no_grad():
-        for m in _bn_groups(net):
-            s = scale[start : start + m.num_features].to(m.weight.dtype)
-            m.weight.mul_(s)
-            m.bias.mul_(s)
-            start += m.num_features
+        for bn, conv in _channel_units(net):
+            s = scale[start : start + bn.num_features].to(bn.weight.dtype)
+            bn.weight.mul_(s)
+            bn.bias.mul_(s)
+            conv.weight.mul_(s[None, :, None, None])
+            start += bn.num_features
 
 
 def _train_resnet(task: dict) -> dict:
-    """One ``digits-resnet`` run: filter (batch norm channel) gating, proximal SGD on the same
+    """One ``digits-resnet`` run: channel gating inside the blocks, proximal SGD on the same
     groups, or dense training followed by magnitude pruning; every model is exported."""
     import torch
     import torch.nn.functional as F
@@ -410,8 +421,8 @@ def _train_resnet(task: dict) -> dict:
     torch.manual_seed(seed)
     net = DigitsResNet(cfg.resnet_width, n_classes)
     if method == "dgating":
-        for m in _bn_groups(net):
-            dgate(m, depth)
+        for bn, conv in _channel_units(net):
+            dgate(bn, depth, outgoing=conv)
         opt = torch.optim.SGD(param_groups(net, lam), lr=cfg.lr)
     else:
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
@@ -427,12 +438,10 @@ def _train_resnet(task: dict) -> dict:
             F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
             opt.step()
             if method == "proximal" and lam > 0:
-                norms = _bn_norms(net).double().numpy()
+                norms = _channel_norms(net).double().numpy()
                 new = scalar_prox(norms, cfg.lr * lam, q)
-                _scale_bn(
-                    net,
-                    torch.as_tensor(np.where(norms > 0, new / np.where(norms > 0, norms, 1), 0)),
-                )
+                safe = np.where(norms > 0, norms, 1.0)
+                _scale_channels(net, torch.as_tensor(np.where(norms > 0, new / safe, 0.0)))
     net.eval()
     imbalance = max_imbalance(net) if method == "dgating" else float("nan")
     with torch.no_grad():
@@ -441,14 +450,14 @@ def _train_resnet(task: dict) -> dict:
     extras = {"train_loss": train_loss, "max_imbalance": imbalance, "epochs": epochs}
     if method == "magnitude":
         plain, out = collapse(net), []
-        norms = _bn_norms(plain)
+        norms = _channel_norms(plain)
         order = torch.argsort(norms)
         for target in task["match"]:
             k = int(round(target["sparsity"] * norms.numel()))
             pruned = collapse(plain)  # a plain copy
             scale = torch.ones_like(norms)
             scale[order[:k]] = 0.0
-            _scale_bn(pruned, scale)
+            _scale_channels(pruned, scale)
             res = export(pruned, Xte[:2], threshold=0.0)
             extras |= {"n_params": res.n_params_after, "n_params_dense": res.n_params_before}
             extras["seconds"] = time.perf_counter() - t0
@@ -459,7 +468,7 @@ def _train_resnet(task: dict) -> dict:
             )
         return {"rows": out}
     auto = {"threshold": "auto", "lam": lam, "step": cfg.lr} if lam > 0 else {"threshold": 0.0}
-    norms = _bn_norms(collapse(net, **auto))
+    norms = _channel_norms(collapse(net, **auto))
     res = export(net, Xte[:2], **auto)
     k = int((norms == 0).sum()) if bool(torch.isfinite(norms).all()) else norms.numel()
     extras |= {"n_params": res.n_params_after, "n_params_dense": res.n_params_before}

@@ -39,9 +39,10 @@ Initialisation (``init=``) never changes the function of the network at init:
   plain training, but the penalty starts above :math:`\lambda P_D(w)` and the gap decays only at
   rate :math:`4\lambda/D` (THEORY.md 2.4).
 
-For ``nn.Linear``, ``nn.Conv1d/2d/3d`` and batch norm the forward pass scales activations instead of
-materialising :math:`w` (``y = (x \omega^\top + b_\omega) P`` for output groups, ``y = (x P)\omega^\top + b`` for
-input groups), which is the same function with the same gradients at a fraction of the cost.
+For ``nn.Linear``, ``nn.Conv1d/2d/3d`` and batch norm the forward pass scales activations instead
+of materialising :math:`w` (``y = (x \omega^\top + b_\omega) P`` for output groups,
+``y = (x P)\omega^\top + b`` for input groups), which is the same function with the same
+gradients at a fraction of the cost.
 """
 
 from __future__ import annotations
@@ -382,6 +383,7 @@ def dgate(
     group: str = "out",
     init: str = "balanced",
     fast: bool = True,
+    outgoing: nn.Module | None = None,
 ) -> nn.Module:
     r"""D-gate ``module`` in place: :math:`w_{G_j} = \omega_{G_j}\prod_{d=1}^{D-1}\gamma_{j,d}`.
 
@@ -429,6 +431,22 @@ def dgate(
     if is_gated(module) or getattr(getattr(module, "out_proj", None), "parametrizations", None):
         raise InvalidParameterError("`module` is already D-gated; collapse it before re-gating.")
     n_groups, mem = _members(module, group)
+    if outgoing is not None:
+        ok = isinstance(outgoing, nn.Linear) or (
+            isinstance(outgoing, nn.modules.conv._ConvNd)
+            and not outgoing.transposed
+            and outgoing.groups == 1
+        )
+        if group != "out" or not ok or outgoing.weight.shape[1] != n_groups:
+            raise InvalidParameterError(
+                "`outgoing` must be an nn.Linear or convolution (groups=1) with one input per "
+                f"unit ({n_groups}) of a module gated with group='out'; got "
+                f"{type(outgoing).__name__} with {outgoing.weight.shape[1]} inputs, "
+                f"group={group!r}."
+            )
+        if hasattr(outgoing, "parametrizations"):
+            raise InvalidParameterError("`outgoing` is already D-gated or parametrised.")
+        mem = [*mem, (outgoing, "weight", 1, None)]
     owner0, name0, dim0, idx0 = mem[0]
     t0 = getattr(owner0, name0)
     mem = [(o, n, d, None if i is None else i.to(t0.device)) for o, n, d, i in mem]
