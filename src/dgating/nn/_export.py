@@ -99,10 +99,10 @@ def collapse(
         :math:`\|w_j\| \le \tau(\mathrm{step}\,\lambda, 2/D)` (THEORY.md sec. 3), and leave the
         other groups unchanged. The reason: a fixed point of proximal gradient descent with that
         step has no non-zero group below :math:`\tau`, so the rule removes what the non-smooth
-        problem would remove and nothing that a converged run keeps. Without ``lam``/``step``: zero the
-        groups with :math:`\|w_j\| \le \sqrt{\epsilon}\max_k\|w_k\|` (max over every gated group of
-        the model; float64: 1.5e-8 of the largest group), which dead groups cross after a
-        few hundred steps of geometric decay while living groups stay at the scale of the data.
+        problem would remove and nothing that a converged run keeps. Without ``lam``/``step``:
+        zero the groups with :math:`\|w_j\| \le \sqrt{\epsilon}\max_k\|w_k\|` (max over every
+        gated group of the model; float64: 1.5e-8 of the largest group), which dead groups cross
+        after enough steps of geometric decay while living groups stay at the scale of the data.
     lam, step : float, optional
         With a numeric ``threshold``: if both are given, one proximal step :math:`w_j \leftarrow
         \mathrm{prox}_{\mathrm{step}\,\lambda\|\cdot\|_2^{2/D}}(w_j)` is applied to every gated
