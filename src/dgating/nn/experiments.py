@@ -208,7 +208,7 @@ def quick_config(**overrides) -> ExperimentConfig:
         depths=(2, 3),
         lams=(0.02, 0.2),
         seeds=1,
-        epochs=(("digits", 3), ("wine", 30), ("digits-resnet", 10)),
+        epochs=(("digits", 10), ("wine", 150), ("digits-resnet", 10)),
         n_jobs=1,
         resnet_lams=(0.1,),
     )
