@@ -588,7 +588,8 @@ def trade_off_table(rows: Sequence[dict]) -> list[dict]:
     Returns
     -------
     list of dict
-        Keys ``dataset, depth, lam, method, n_seeds, sparsity, accuracy, accuracy_std``.
+        Keys ``dataset, depth, lam, method, n_seeds, sparsity, accuracy, accuracy_std,
+        n_params`` (mean parameter count of the exported models; NaN for rows without it).
     """
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -609,6 +610,7 @@ def trade_off_table(rows: Sequence[dict]) -> list[dict]:
                 "sparsity": float(np.mean([r["sparsity"] for r in rs])),
                 "accuracy": float(acc.mean()),
                 "accuracy_std": float(acc.std()),
+                "n_params": float(np.mean([r.get("n_params", np.nan) for r in rs])),
             }
         )
     return out
@@ -616,20 +618,33 @@ def trade_off_table(rows: Sequence[dict]) -> list[dict]:
 
 def format_table(rows: Sequence[dict]) -> str:
     """The trade-off table as text: one line per (dataset, depth, lam), ``sparsity/accuracy``
-    per method (means over seeds)."""
+    per method (means over seeds); for ``digits-resnet`` also ``parameters/accuracy`` of the
+    exported models."""
     summary = trade_off_table(rows)
     methods = [m for m in METHODS if any(s["method"] == m for s in summary)]
-    cells: dict[tuple, dict[str, str]] = {}
-    for s in summary:
-        cells.setdefault((s["dataset"], s["depth"], s["lam"]), {})[s["method"]] = (
-            f"{s['sparsity']:.2f}/{s['accuracy']:.3f}"
+    width = max([8, *(len(s["dataset"]) for s in summary)])
+    blocks = [("sparsity/accuracy (mean over seeds)", summary, "{sparsity:.2f}/{accuracy:.3f}")]
+    resnet = [s for s in summary if s["dataset"] == "digits-resnet"]
+    if resnet:
+        dense = {r["n_params_dense"] for r in rows if r["dataset"] == "digits-resnet"}
+        title = f"digits-resnet: exported parameters/accuracy (mean over seeds; dense {max(dense)})"
+        blocks.append((title, resnet, "{n_params:.0f}/{accuracy:.3f}"))
+    lines = []
+    for title, part, fmt in blocks:
+        cells: dict[tuple, dict[str, str]] = {}
+        for s in part:
+            cells.setdefault((s["dataset"], s["depth"], s["lam"]), {})[s["method"]] = fmt.format(
+                **s
+            )
+        head = f"{'dataset':<{width}} {'D':>2} {'lam':>7}  " + "  ".join(
+            f"{m:>12}" for m in methods
         )
-    head = f"{'dataset':<8} {'D':>2} {'lam':>7}  " + "  ".join(f"{m:>12}" for m in methods)
-    lines = ["sparsity/accuracy (mean over seeds)", head, "-" * len(head)]
-    for (ds, d, lam), c in cells.items():
-        lines.append(
-            f"{ds:<8} {d:>2} {lam:>7.3g}  " + "  ".join(f"{c.get(m, '-'):>12}" for m in methods)
-        )
+        lines += ([""] if lines else []) + [title, head, "-" * len(head)]
+        for (ds, d, lam), c in cells.items():
+            lines.append(
+                f"{ds:<{width}} {d:>2} {lam:>7.3g}  "
+                + "  ".join(f"{c.get(m, '-'):>12}" for m in methods)
+            )
     return "\n".join(lines)
 
 
