@@ -387,7 +387,7 @@ def _channel_norms(net):
 
 
 def _scale_channels(net, scale) -> None:
-    """Multiply the group :math:`(\gamma_c, \beta_c, W^{(2)}_{:,c})` of every inner channel by
+    r"""Multiply the group :math:`(\gamma_c, \beta_c, W^{(2)}_{:,c})` of every inner channel by
     ``scale[c]``."""
     import torch
 
@@ -419,7 +419,7 @@ def _train_resnet(task: dict) -> dict:
     Xtr, ytr, Xte, yte, n_classes = _load("digits", seed, cfg.test_fraction)
     Xtr, Xte = (a.float().reshape(-1, 1, 8, 8) for a in (Xtr, Xte))
     torch.manual_seed(seed)
-    net = DigitsResNet(cfg.resnet_width, n_classes)
+    net = DigitsResNet(cfg.resnet_width, n_classes).float()
     if method == "dgating":
         for bn, conv in _channel_units(net):
             dgate(bn, depth, outgoing=conv)
