@@ -49,6 +49,7 @@ def test_quick_rows_are_tidy_and_complete(quick_rows):
             assert r["n_params"] == expected
 
 
+@pytest.mark.slow  # five ResNet trainings (about 20 s on a loaded machine)
 def test_resnet_rows_count_the_exported_parameters():
     cfg = quick_config(datasets=("digits-resnet",), depths=(3,))
     rows = run_experiments(cfg, progress=False)

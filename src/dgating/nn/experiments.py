@@ -160,7 +160,7 @@ class ExperimentConfig:
     threshold: float = 1e-2
     test_fraction: float = 0.3
     n_jobs: int = 2
-    resnet_lams: tuple[float, ...] = (0.05, 0.1, 0.15)
+    resnet_lams: tuple[float, ...] = (0.1, 0.15)
     resnet_seeds: int = 3
     resnet_width: int = 8
 
