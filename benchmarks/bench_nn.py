@@ -22,8 +22,12 @@ Threads: one torch thread by default. On the shared 2-core machine (load 7-9 fro
 two intra-op threads oversubscribe the cores and make every step ~10x slower and the timings
 meaningless; ``--threads 2`` measures the two-thread case on a quiet machine.
 
+``--export`` instead times the structural export of the ResNet (5 dead inner channels per block,
+float64) against torch-pruning's DependencyGraph (``pip install torch-pruning``), which removes
+the same channels when told which ones: median time, parameter count and error of each.
+
 Usage: ``python benchmarks/bench_nn.py [--model mlp|resnet|both] [--dtype float64|float32]
-[--depth 3] [--blocks 30] [--threads 1]``.
+[--depth 3] [--blocks 30] [--threads 1] [--export]``.
 """
 
 from __future__ import annotations
@@ -182,6 +186,56 @@ def report(res: dict, args: argparse.Namespace) -> None:
     print(f"gated/plain = {res['ratio_vs_plain']['gated']:.3f} (target <= 1.15): {verdict}\n")
 
 
+def bench_export(repeats: int = 7) -> None:
+    """Median time of ``dgating.nn.export`` and of torch-pruning on the same pruned ResNet."""
+    from dgating.nn import collapse, export, gate_banks
+
+    torch.manual_seed(0)
+    net = DigitsResNet(16).double()
+    for block in net.blocks:
+        dgate(block.bn1, 3, outgoing=block.conv2)
+        with torch.no_grad():
+            gate_banks(block)[0].bank.gates[[0, 3, 5, 7, 11]] = 0.0
+    net.eval()
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+
+    def ours():
+        return export(net, x).model
+
+    def peer():
+        import torch_pruning as tp
+
+        plain = collapse(net)
+        graph = tp.DependencyGraph().build_dependency(plain, example_inputs=x)
+        for block in plain.blocks:
+            dead = (block.bn1.weight == 0) & (block.bn1.bias == 0)
+            idx = [int(i) for i in torch.nonzero(dead).flatten()]
+            graph.get_pruning_group(block.bn1, tp.prune_batchnorm_out_channels, idxs=idx).prune()
+        return plain
+
+    rows = {}
+    for name, fn in (("dgating.nn.export", ours), ("torch-pruning", peer)):
+        try:
+            fn()
+        except ImportError:
+            print(f"{name}: not installed")
+            continue
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model = fn()
+            times.append(time.perf_counter() - t0)
+        with torch.no_grad():
+            err = float((model(x) - net(x)).abs().max())
+        n = sum(p.numel() for p in model.parameters())
+        rows[name] = statistics.median(times)
+        print(f"{name:<18} {1e3 * rows[name]:>8.1f} ms  params {n:>6d}  max |error| {err:.1e}")
+    if len(rows) == 2:
+        print(
+            f"export / torch-pruning time = {rows['dgating.nn.export'] / rows['torch-pruning']:.2f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="both", choices=["mlp", "resnet", "both"])
@@ -191,9 +245,13 @@ def main() -> None:
     ap.add_argument("--block", type=int, default=20, help="steps per timed block")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1; see above)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--export", action="store_true", help="time export against torch-pruning")
     ap.add_argument("--rss-child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.export:
+        bench_export()
+        return
     if args.rss_child:
         print(_rss_child(args.rss_child, args.depth, getattr(torch, args.dtype), args.model))
         return
