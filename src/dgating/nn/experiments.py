@@ -269,6 +269,39 @@ def _scale_groups(layer, group: str, scale) -> None:
             layer.weight.mul_(scale[None, :])
 
 
+def _batches(n: int, batch_size: int, epochs: int, seed: int):
+    """Minibatch indices: ``epochs`` passes over ``range(n)`` in a seeded random order."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            yield perm[start : start + batch_size]
+
+
+def _prox_scale(norms, t: float, q: float):
+    r"""Per-group factor of the group prox: :math:`T(\|w_j\|)/\|w_j\|` (0 for zero groups)."""
+    import torch
+
+    from ..penalties import scalar_prox
+
+    norms = norms.detach().double().numpy()
+    new = scalar_prox(norms, t, q)
+    safe = np.where(norms > 0, norms, 1.0)
+    return torch.as_tensor(np.where(norms > 0, new / safe, 0.0))
+
+
+def _smallest_off(norms, sparsity: float):
+    """``(k, scale)``: the ``k = round(sparsity * J)`` smallest groups get factor 0, the rest 1."""
+    import torch
+
+    k = int(round(sparsity * norms.numel()))
+    scale = torch.ones_like(norms)
+    scale[torch.argsort(norms)[:k]] = 0.0
+    return k, scale
+
+
 def _accuracy(net, X, y) -> float:
     import torch
 
@@ -281,7 +314,6 @@ def _train(task: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from ..penalties import scalar_prox
     from ._export import collapse
     from .gating import dgate, max_imbalance
     from .optim import param_groups
@@ -304,35 +336,26 @@ def _train(task: dict) -> dict:
         opt = torch.optim.SGD(param_groups(net, lam), lr=cfg.lr)
     else:
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(seed)
-    n = Xtr.shape[0]
     epochs = cfg.epochs_for(dataset)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for start in range(0, n, cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
-            opt.zero_grad(set_to_none=False)
-            F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
-            if method == "subgradient" and lam > 0:
-                # gradient lam q ||w_j||^{q-2} w_j on non-zero groups, subgradient 0 at w_j = 0
-                norms = _group_norms(first, group)
-                nz = norms > 0
-                coef = torch.zeros_like(norms)
-                coef[nz] = lam * q * norms[nz] ** (q - 2.0)
-                with torch.no_grad():
-                    if group == "out":
-                        first.weight.grad += coef[:, None] * first.weight
-                        first.bias.grad += coef * first.bias
-                    else:
-                        first.weight.grad += coef[None, :] * first.weight
-            opt.step()
-            if method == "proximal" and lam > 0:
-                norms = _group_norms(first, group).numpy()
-                new = scalar_prox(norms, cfg.lr * lam, q)
-                scale = np.zeros_like(norms)
-                nz = norms > 0
-                scale[nz] = new[nz] / norms[nz]
-                _scale_groups(first, group, torch.as_tensor(scale))
+    for idx in _batches(Xtr.shape[0], cfg.batch_size, epochs, seed):
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
+        if method == "subgradient" and lam > 0:
+            # gradient lam q ||w_j||^{q-2} w_j on non-zero groups, subgradient 0 at w_j = 0
+            norms = _group_norms(first, group)
+            nz = norms > 0
+            coef = torch.zeros_like(norms)
+            coef[nz] = lam * q * norms[nz] ** (q - 2.0)
+            with torch.no_grad():
+                if group == "out":
+                    first.weight.grad += coef[:, None] * first.weight
+                    first.bias.grad += coef * first.bias
+                else:
+                    first.weight.grad += coef[None, :] * first.weight
+        opt.step()
+        if method == "proximal" and lam > 0:
+            scale = _prox_scale(_group_norms(first, group), cfg.lr * lam, q)
+            _scale_groups(first, group, scale)
     imbalance = max_imbalance(net) if method == "dgating" else float("nan")
     if method == "dgating":
         net = collapse(net)
@@ -345,12 +368,9 @@ def _train(task: dict) -> dict:
     finite = bool(torch.isfinite(norms).all())
     if method == "magnitude":
         out = []
-        order = torch.argsort(norms)
         for target in task["match"]:
-            k = int(round(target["sparsity"] * norms.numel()))
+            k, scale = _smallest_off(norms, target["sparsity"])
             pruned = collapse(net)  # a plain copy
-            scale = torch.ones_like(norms)
-            scale[order[:k]] = 0.0
             _scale_groups(pruned[0], group, scale)
             extras["seconds"] = time.perf_counter() - t0
             out.append(
@@ -407,7 +427,6 @@ def _train_resnet(task: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from ..penalties import scalar_prox
     from ._export import collapse, export
     from ._resnet import DigitsResNet
     from .gating import dgate, max_imbalance
@@ -426,22 +445,15 @@ def _train_resnet(task: dict) -> dict:
         opt = torch.optim.SGD(param_groups(net, lam), lr=cfg.lr)
     else:
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(seed)
-    n, epochs = Xtr.shape[0], cfg.epochs_for("digits-resnet")
+    epochs = cfg.epochs_for("digits-resnet")
     q = 2.0 / depth if depth else 1.0
     net.train()
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for start in range(0, n, cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
-            opt.zero_grad(set_to_none=False)
-            F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
-            opt.step()
-            if method == "proximal" and lam > 0:
-                norms = _channel_norms(net).double().numpy()
-                new = scalar_prox(norms, cfg.lr * lam, q)
-                safe = np.where(norms > 0, norms, 1.0)
-                _scale_channels(net, torch.as_tensor(np.where(norms > 0, new / safe, 0.0)))
+    for idx in _batches(Xtr.shape[0], cfg.batch_size, epochs, seed):
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
+        opt.step()
+        if method == "proximal" and lam > 0:
+            _scale_channels(net, _prox_scale(_channel_norms(net), cfg.lr * lam, q))
     net.eval()
     imbalance = max_imbalance(net) if method == "dgating" else float("nan")
     with torch.no_grad():
@@ -451,12 +463,9 @@ def _train_resnet(task: dict) -> dict:
     if method == "magnitude":
         plain, out = collapse(net), []
         norms = _channel_norms(plain)
-        order = torch.argsort(norms)
         for target in task["match"]:
-            k = int(round(target["sparsity"] * norms.numel()))
+            k, scale = _smallest_off(norms, target["sparsity"])
             pruned = collapse(plain)  # a plain copy
-            scale = torch.ones_like(norms)
-            scale[order[:k]] = 0.0
             _scale_channels(pruned, scale)
             res = export(pruned, Xte[:2], threshold=0.0)
             extras |= {"n_params": res.n_params_after, "n_params_dense": res.n_params_before}
