@@ -392,6 +392,11 @@ def test_fold_bn_is_exact_and_removes_the_norms():
     res = export(net, x, fold_bn=True)
     assert _err(res, net, x) < TOL
     assert not any(isinstance(m, nn.BatchNorm2d) for m in res.model.modules())
+    # a whole dead block branch: its conv2 becomes a constant map, bn2 stays (nothing to fold)
+    _kill(net.blocks[0].bn1, slice(None))
+    res = export(net, x, fold_bn=True)
+    assert _err(res, net, x) < TOL
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in res.model.modules()) == 1
 
 
 def test_save_and_reload_gated_state_dict_and_exported_model(tmp_path):

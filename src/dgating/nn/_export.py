@@ -804,7 +804,10 @@ def _fold_norms(an: _Analysis) -> None:
     :math:`W' = W\\,\\mathrm{diag}(s)`, :math:`b' = (b - \\mu) s + \\beta`,
     :math:`s = \\gamma/\\sqrt{\\sigma^2 + \\epsilon}`."""
     modules = dict(an.gm.named_modules())
+    alive = set(an.gm.graph.nodes)
     for node in an.norms:
+        if node not in alive:  # removed with a dead branch
+            continue
         bn, src = modules[node.target], node.args[0]
         layer = modules.get(src.target) if src.op == "call_module" else None
         ok = isinstance(layer, nn.Linear) or (_is_layer(layer) and not layer.transposed)
