@@ -39,10 +39,11 @@ Initialisation (``init=``) never changes the function of the network at init:
   plain training, but the penalty starts above :math:`\lambda P_D(w)` and the gap decays only at
   rate :math:`4\lambda/D` (THEORY.md 2.4).
 
-For ``nn.Linear``, ``nn.Conv1d/2d/3d`` and batch norm the forward pass scales activations instead
+For ``nn.Linear`` and ``nn.Conv1d/2d/3d`` the forward pass scales activations instead
 of materialising :math:`w` (``y = (x \omega^\top + b_\omega) P`` for output groups,
 ``y = (x P)\omega^\top + b`` for input groups), which is the same function with the same
-gradients at a fraction of the cost.
+gradients at a fraction of the cost (batch norm keeps the generic parametrisation: its weights
+are vectors, and scaling the activations would cost more than materialising them).
 """
 
 from __future__ import annotations
@@ -249,35 +250,7 @@ def _conv_forward(self: nn.modules.conv._ConvNd, x: torch.Tensor) -> torch.Tenso
     return self._conv_forward(x * p, plist.weight.original, self.bias)
 
 
-def _batchnorm_forward(self: nn.modules.batchnorm._BatchNorm, x: torch.Tensor) -> torch.Tensor:
-    # BN(x; omega_gamma P, omega_beta P) = P * BN(x; omega_gamma, omega_beta), channel-wise;
-    # the rest is torch's _BatchNorm.forward (running statistics and momentum).
-    plist = self.parametrizations
-    p = plist.weight[0].products().reshape(-1, *([1] * (x.dim() - 2)))
-    self._check_input_dim(x)
-    momentum = 0.0 if self.momentum is None else self.momentum
-    if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-        self.num_batches_tracked.add_(1)
-        if self.momentum is None:
-            momentum = 1.0 / float(self.num_batches_tracked)
-    stats = not self.training or self.track_running_stats
-    y = F.batch_norm(
-        x,
-        self.running_mean if stats else None,
-        self.running_var if stats else None,
-        plist.weight.original,
-        plist.bias.original,
-        self.training or (self.running_mean is None and self.running_var is None),
-        momentum,
-        self.eps,
-    )
-    return y * p
-
-
 _FAST_FORWARDS = {
-    nn.BatchNorm1d: _batchnorm_forward,
-    nn.BatchNorm2d: _batchnorm_forward,
-    nn.BatchNorm3d: _batchnorm_forward,
     nn.Linear: _linear_forward,
     nn.Conv1d: _conv_forward,
     nn.Conv2d: _conv_forward,
