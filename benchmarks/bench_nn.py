@@ -7,8 +7,9 @@ batch norm channel. Cross-entropy, CPU. One step = forward + backward + SGD step
 
 * ``plain``: ``torch.optim.SGD(weight_decay=2 lam / D)`` (ridge, the same decay work);
 * ``gated``: every Linear (MLP) or batch norm (ResNet) D-gated by output units
-  (:func:`dgating.nn.dgate`, default fast forward that scales activations),
-  ``SGD(param_groups(net, lam))``;
+  (:func:`dgating.nn.dgate` defaults: the MLP's fast forward scales activations; batch norm
+  uses the generic parametrisation, so for the ResNet ``gated`` and ``generic`` are the same
+  code), ``SGD(param_groups(net, lam))``;
 * ``generic``: the same, with ``fast=False`` (plain ``torch.nn.utils.parametrize``, which
   materialises :math:`w = \\omega P` every step), for reference.
 
