@@ -17,6 +17,12 @@ def make_module(kind: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     if kind == "conv":
         mod = nn.Conv2d(3, 4, 3, padding=1).double()
         return mod, torch.randn(2, 3, 5, 5, generator=g, dtype=torch.float64)
+    if kind == "bn":
+        mod = nn.BatchNorm2d(4).double()
+        with torch.no_grad():
+            mod.weight.copy_(torch.rand(4, generator=g, dtype=torch.float64) + 0.5)
+            mod.bias.copy_(torch.randn(4, generator=g, dtype=torch.float64))
+        return mod, torch.randn(3, 4, 5, 5, generator=g, dtype=torch.float64)
     if kind == "mha":
         mod = nn.MultiheadAttention(6, 3, batch_first=True).double()
         return mod, torch.randn(2, 4, 6, generator=g, dtype=torch.float64)

@@ -9,7 +9,8 @@ from dgating.cli import main
 
 def test_nn_experiment_quick_writes_results(tmp_path, capsys):
     out = tmp_path / "nn"
-    code = main(["nn-experiment", "--quick", "--depths", "2", "--lams", "0.1", "--out", str(out)])
+    args = ["--quick", "--depths", "2", "--lams", "0.1", "--datasets", "digits", "wine"]
+    code = main(["nn-experiment", *args, "--out", str(out)])
     assert code == 0
     text = capsys.readouterr().out
     assert "sparsity/accuracy" in text and "dgating" in text and "magnitude" in text
@@ -17,7 +18,8 @@ def test_nn_experiment_quick_writes_results(tmp_path, capsys):
 
 
 def test_nn_experiment_json(capsys):
-    code = main(["nn-experiment", "--quick", "--depths", "3", "--lams", "0.1", "--json"])
+    args = ["--quick", "--depths", "3", "--lams", "0.1", "--datasets", "wine", "digits-resnet"]
+    code = main(["nn-experiment", *args, "--json"])
     assert code == 0
     payload = json.loads(capsys.readouterr().out)
     assert {r["method"] for r in payload["rows"]} == {
@@ -27,6 +29,9 @@ def test_nn_experiment_json(capsys):
         "magnitude",
     }
     assert payload["files"] == {}
+    resnet = [r for r in payload["rows"] if r["dataset"] == "digits-resnet"]
+    assert {r["method"] for r in resnet} == {"dgating", "proximal", "magnitude"}
+    assert all(r["n_params"] <= r["n_params_dense"] for r in resnet)
 
 
 def test_nn_experiment_bad_input_exits_2(capsys):

@@ -21,7 +21,7 @@ from dgating.nn.experiments import (
 
 @pytest.fixture(scope="module")
 def quick_rows():
-    cfg = quick_config()
+    cfg = quick_config(datasets=("digits", "wine"))
     return cfg, run_experiments(cfg, progress=False)
 
 
@@ -39,6 +39,33 @@ def test_quick_rows_are_tidy_and_complete(quick_rows):
         assert r["n_kept"] == round((1 - r["sparsity"]) * r["n_groups"])
     assert {r["n_groups"] for r in rows if r["dataset"] == "wine"} == {13}
     assert {r["n_groups"] for r in rows if r["dataset"] == "digits"} == {64}
+    # the quick grid shows what the method does (issue 13: it showed sparsity 0.00 everywhere)
+    assert max(r["sparsity"] for r in rows if r["method"] == "dgating") > 0.1
+    # exported MLP: a removed hidden neuron of digits takes 64 + 1 + 10 parameters with it; with
+    # none left the network is its constant output (a buffer, no parameters)
+    for r in rows:
+        if r["dataset"] == "digits":
+            expected = r["n_params_dense"] - 75 * (64 - r["n_kept"]) if r["n_kept"] else 0
+            assert r["n_params"] == expected
+
+
+@pytest.mark.slow  # five ResNet trainings (about 20 s on a loaded machine)
+def test_resnet_rows_count_the_exported_parameters():
+    cfg = quick_config(datasets=("digits-resnet",), depths=(3,))
+    rows = run_experiments(cfg, progress=False)
+    assert sorted(r["method"] for r in rows) == ["dgating", "magnitude", "proximal"]
+    w = cfg.resnet_width
+    dense = (9 * w + 2 * w) + 2 * (w * w * 9 + 2 * w + w * w * 9 + w) + (4 * w * 10 + 10)
+    for r in rows:
+        assert r["n_groups"] == 2 * w and r["n_params_dense"] == dense
+        # an inner channel: conv1 filter (9 w), batch norm pair (2), conv2 input slice (9 w)
+        removed = 2 * w - r["n_kept"]
+        assert r["n_params"] <= dense - removed * (18 * w + 2)
+        assert r["n_params"] >= dense - removed * (18 * w + 2) - 2 * w  # conv2 biases folded
+    dg = next(r for r in rows if r["method"] == "dgating")
+    assert dg["sparsity"] > 0  # the quick mode shows sparsity
+    mag = next(r for r in rows if r["method"] == "magnitude")
+    assert mag["sparsity"] == dg["sparsity"]
 
 
 def test_magnitude_pruning_matches_dgating_sparsity(quick_rows):
@@ -109,5 +136,7 @@ def test_config_validation():
         ExperimentConfig(methods=("magnitude",))
     with pytest.raises(InvalidParameterError, match="`seeds` must be a positive integer"):
         ExperimentConfig(seeds=0)
+    with pytest.raises(InvalidParameterError, match="`resnet_width` must be a positive integer"):
+        ExperimentConfig(resnet_width=0)
     with pytest.raises(InvalidParameterError, match="`depth` must be an integer >= 2"):
         ExperimentConfig(depths=(1,))

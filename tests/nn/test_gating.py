@@ -22,7 +22,14 @@ from dgating.nn import (
 
 from .helpers import make_module, member_paths, randomise_gates, run
 
-CASES = [("linear", "out"), ("linear", "in"), ("conv", "out"), ("conv", "in"), ("mha", "heads")]
+CASES = [
+    ("linear", "out"),
+    ("linear", "in"),
+    ("conv", "out"),
+    ("conv", "in"),
+    ("bn", "out"),
+    ("mha", "heads"),
+]
 
 
 @pytest.mark.parametrize("kind,group", CASES)
@@ -181,8 +188,14 @@ def test_invalid_arguments():
         dgate(lin, 2, init="zeros")
     with pytest.raises(InvalidParameterError, match="groups=1"):
         dgate(nn.Conv2d(4, 4, 3, groups=2), 2, group="in")
-    with pytest.raises(InvalidTypeError, match="got BatchNorm1d"):
-        dgate(nn.BatchNorm1d(3), 2)
+    with pytest.raises(InvalidTypeError, match="got LayerNorm"):
+        dgate(nn.LayerNorm(3), 2)
+    with pytest.raises(InvalidParameterError, match="affine=False"):
+        dgate(nn.BatchNorm1d(3, affine=False), 2)
+    with pytest.raises(InvalidParameterError, match="depthwise"):
+        dgate(nn.Conv2d(4, 4, 3, groups=2), 2, group="in")
+    with pytest.raises(InvalidParameterError, match="groups=1"):
+        dgate(nn.ConvTranspose2d(4, 4, 3, groups=2), 2, group="out")
     dgate(lin, 2)
     with pytest.raises(InvalidParameterError, match="already D-gated"):
         dgate(lin, 2)
@@ -204,3 +217,31 @@ def test_heads_gating_unchanged_at_init_in_eval_and_with_kdim(same_dim):
         assert len(names) == 1  # the gates are stored once, by the primary tensor
         gate_banks(mha)[0].bank.gates[0] = 0.0
         assert not torch.allclose(mha(q, k, v)[0], y, atol=1e-6)  # negative control
+
+
+def test_outgoing_weights_join_the_group():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3)).double()
+    x = torch.randn(6, 4, dtype=torch.float64)
+    y = net(x).detach()
+    w_in = torch.cat([net[0].weight, net[0].bias[:, None]], 1).detach()
+    w_out = net[2].weight.detach().clone()  # dgate overwrites the parameter with omega
+    dgate(net[0], 3, outgoing=net[2])
+    assert torch.allclose(net(x), y, rtol=0, atol=1e-12)
+    # group j = (row j and bias j of layer 0, column j of layer 2): penalty at the balanced lift
+    norms = torch.sqrt((w_in**2).sum(1) + (w_out**2).sum(0))
+    lam = 0.3
+    expected = lam * (norms ** (2 / 3)).sum()
+    assert torch.allclose(gated_penalty(net, lam), expected, rtol=1e-12)
+    assert torch.allclose(lq_penalty(net, lam), expected, rtol=1e-12)
+    # negative control: without the outgoing columns the penalty is smaller
+    rows_only = lam * (torch.sqrt((w_in**2).sum(1)) ** (2 / 3)).sum()
+    assert float(expected - rows_only) > 1e-3
+    # killing a group zeroes the row and the column; collapse is exact and plain
+    with torch.no_grad():
+        gate_banks(net)[0].bank.gates[2] = 0.0
+    plain = collapse(net)
+    assert torch.allclose(plain(x), net(x), rtol=0, atol=1e-12)
+    assert bool((plain[2].weight[:, 2] == 0).all()) and not hasattr(plain[2], "parametrizations")
+    with pytest.raises(InvalidParameterError, match="`outgoing` must be"):
+        dgate(nn.Linear(4, 5), 2, outgoing=nn.Linear(4, 2))

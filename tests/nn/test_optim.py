@@ -105,7 +105,8 @@ def test_gated_penalty_equals_lam_times_lq_at_balance():
 def test_adamw_warns():
     net = _net()
     with pytest.warns(DecoupledWeightDecayWarning, match="decoupled weight decay"):
-        opt = torch.optim.AdamW(param_groups(net, 0.1), lr=1e-3)
+        # weight_decay=0: AdamW's default 0.01 on the ungated group would be flagged as well
+        opt = torch.optim.AdamW(param_groups(net, 0.1), lr=1e-3, weight_decay=0.0)
     with pytest.warns(DecoupledWeightDecayWarning):
         assert not check_optimizer(opt)
     with pytest.warns(DecoupledWeightDecayWarning):
@@ -128,3 +129,21 @@ def test_overridden_decay_warns():
     groups[0]["weight_decay"] = 1e-4
     with pytest.warns(UserWarning, match="not 2 \\* lam / depth"):
         assert not check_optimizer(torch.optim.SGD(groups, lr=0.1))
+
+
+def test_decay_on_ungated_parameters_is_flagged():
+    net = _net()
+    # the case: every parameter, gated or not, decayed at one arbitrary rate
+    with pytest.warns(UserWarning, match="not the stated ungated_weight_decay=0.0"):
+        assert not check_optimizer(torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=0.01))
+    with pytest.warns(UserWarning, match="D-gated parameters in a group not built"):
+        check_optimizer(torch.optim.SGD(net.parameters(), lr=0.1), model=net)
+    # a stated choice for ungated parameters is respected; a different one is flagged
+    groups = param_groups(net, 0.1)
+    groups[-1]["weight_decay"] = 1e-3
+    opt = torch.optim.SGD(groups, lr=0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_optimizer(opt, ungated_weight_decay=1e-3, model=net)
+    with pytest.warns(UserWarning, match="weight_decay 0.001"):
+        assert not check_optimizer(opt)

@@ -1,14 +1,17 @@
-r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits and wine)
-===========================================================================
+r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits, wine, ResNet)
+==================================================================================
 
 Puts the practical use of D-Gating (THEORY.md 1 and 2.7) on record without presupposing a winner:
 plain minibatch SGD with coupled weight decay :math:`2\lambda/D` on the gated network removes whole
-groups (hidden neurons for digits, input features for wine), and each :math:`(D, \lambda)` gives one
+groups (hidden neurons for digits, input features for wine, batch norm channels of a small ResNet
+on digits, whose exported model is physically smaller), and each :math:`(D, \lambda)` gives one
 point of test accuracy against the fraction of groups removed (a relative threshold, since under SGD
 vanishing groups decay geometrically and never reach zero). The baselines are SGD on :math:`L_w`
 with subgradients, proximal SGD (exact zeros) and magnitude pruning at matched sparsity
-(:mod:`dgating.nn.experiments`); points are means over seeds, with short training budgets, so the
-ranking of the methods is a measurement of this configuration only.
+(:mod:`dgating.nn.experiments`; the ResNet is compared with proximal SGD and magnitude pruning
+only); points are means over seeds with one standard deviation as error bars, lines join only
+neighbouring settings, with short training budgets, so the ranking of the methods is a
+measurement of this configuration only.
 """
 
 from __future__ import annotations
@@ -36,20 +39,31 @@ def compute(config) -> dict[str, np.ndarray]:
 
 
 def _means(data: dict[str, np.ndarray], dataset: str, method: str):
+    """``(depth, lam, sparsity, accuracy, sparsity_std, accuracy_std)`` per setting (over seeds)."""
     sel = (data["dataset"] == dataset) & (data["method"] == method)
     keys = sorted({(d, lam) for d, lam in zip(data["depth"][sel], data["lam"][sel])})
     out = []
     for d, lam in keys:
         s = sel & (data["depth"] == d) & (data["lam"] == lam)
-        out.append(
-            (
-                int(d),
-                float(lam),
-                float(np.mean(data["sparsity"][s])),
-                float(np.mean(data["accuracy"][s])),
-            )
-        )
+        sp, acc = data["sparsity"][s], data["accuracy"][s]
+        out.append((int(d), float(lam), sp.mean(), acc.mean(), sp.std(), acc.std()))
     return out
+
+
+#: Neighbouring points further apart than this (in sparsity) are not joined by a line.
+MAX_GAP = 0.25
+
+
+def _broken(xs: list[float], ys: list[float]) -> tuple[list[float], list[float]]:
+    """The polyline with a NaN inserted wherever consecutive x differ by more than MAX_GAP."""
+    bx, by = [], []
+    for i, (x, y) in enumerate(zip(xs, ys)):
+        if i and abs(x - xs[i - 1]) > MAX_GAP:
+            bx.append(np.nan)
+            by.append(np.nan)
+        bx.append(x)
+        by.append(y)
+    return bx, by
 
 
 def summary(data: dict[str, np.ndarray]) -> list[dict]:
@@ -81,14 +95,15 @@ def summary(data: dict[str, np.ndarray]) -> list[dict]:
 
 
 def plot(data: dict[str, np.ndarray], ax=None):
-    """One panel per dataset: test accuracy against sparsity; colour = depth (D-Gating), grey
-    markers = baselines."""
+    """One panel per dataset: test accuracy against sparsity, mean over seeds with one standard
+    deviation as error bars; colour = depth (D-Gating, lines join settings ordered by lam, broken
+    at gaps wider than :data:`MAX_GAP`), black/purple/orange markers = baselines."""
     from ._style import OKABE_ITO, axes_or_new, depth_color, style
 
     datasets = list(dict.fromkeys(data["dataset"].tolist()))
     base_style = {
-        "subgradient": ("x", OKABE_ITO["black"]),
-        "proximal": ("+", OKABE_ITO["purple"]),
+        "subgradient": ("X", OKABE_ITO["black"]),
+        "proximal": ("P", OKABE_ITO["purple"]),
         "magnitude": ("s", OKABE_ITO["orange"]),
     }
     with style():
@@ -96,35 +111,46 @@ def plot(data: dict[str, np.ndarray], ax=None):
         for a, ds in zip(axes, datasets):
             depths = sorted({p[0] for p in _means(data, ds, "dgating")})
             for d in depths:
-                pts = [p for p in _means(data, ds, "dgating") if p[0] == d]
-                pts.sort(key=lambda p: p[1])
-                a.plot(
-                    [p[2] for p in pts],
-                    [p[3] for p in pts],
-                    "o-",
+                pts = sorted(
+                    (p for p in _means(data, ds, "dgating") if p[0] == d), key=lambda p: p[1]
+                )
+                xs, ys = [p[2] for p in pts], [p[3] for p in pts]
+                a.plot(*_broken(xs, ys), "-", color=depth_color(d), lw=1.2)
+                a.errorbar(
+                    xs,
+                    ys,
+                    xerr=[p[4] for p in pts],
+                    yerr=[p[5] for p in pts],
+                    fmt="o",
                     color=depth_color(d),
+                    ms=5,
+                    capsize=2,
                     label=rf"D-Gating $D={d}$",
-                    ms=4,
                 )
             for m, (mk, col) in base_style.items():
                 pts = _means(data, ds, m)
                 if pts:
-                    a.plot(
+                    a.errorbar(
                         [p[2] for p in pts],
                         [p[3] for p in pts],
-                        mk,
+                        xerr=[p[4] for p in pts],
+                        yerr=[p[5] for p in pts],
+                        fmt=mk,
                         color=col,
-                        ms=4,
-                        mfc="none",
+                        ms=5,
+                        capsize=2,
                         label=m,
-                        alpha=0.8,
                     )
             a.set_xlabel("sparsity (fraction of groups removed)")
             a.set_ylabel("test accuracy")
             a.set_xlim(-0.03, 1.03)
             a.set_title(ds)
         if datasets and ax is None:
-            fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=6)
+            handles = {}
+            for a in axes:
+                for h, lab in zip(*a.get_legend_handles_labels()):
+                    handles.setdefault(lab, h)
+            fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=6)
         elif datasets:
             axes[0].legend(loc="lower left", fontsize=6.5)
     return fig
@@ -132,8 +158,8 @@ def plot(data: dict[str, np.ndarray], ax=None):
 
 def _configs():
     # The default is the experiment of record (dgating.nn.experiments.ExperimentConfig(): 5 seeds,
-    # 7 lams, 40 epochs on digits and 200 on wine), so the figure shows what `dgating
-    # nn-experiment` reports.
+    # 7 lams, 40 epochs on digits and 200 on wine; the ResNet on digits with its own grid), so the
+    # figure shows what `dgating nn-experiment` reports.
     from ..nn.experiments import ExperimentConfig, quick_config
 
     return ExperimentConfig(), quick_config()

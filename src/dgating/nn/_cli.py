@@ -15,7 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "nn-experiment",
         help="sparsity-accuracy trade-offs: D-Gating vs subgradient, proximal SGD, pruning",
         description="Train small MLPs on scikit-learn's digits (neuron groups) and wine "
-        "(input-feature groups) with D-Gating (D = 2, 3, 4) and three baselines over a lam grid; "
+        "(input-feature groups), and a small ResNet on digits (batch norm channel groups, exported "
+        "models' parameter counts) with D-Gating (D = 2, 3, 4) and baselines over a lam grid; "
         "print the trade-off table and optionally write results.csv and results.json to --out.",
     )
     p.add_argument("--quick", action="store_true", help="tiny grid that runs in seconds")
@@ -24,6 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--lams", type=number, nargs="+", help="lam grid (default 0.005 ... 0.5)")
     p.add_argument("--depths", type=int, nargs="+", help="depths D (default 2 3 4)")
     p.add_argument("--jobs", type=int, help="worker processes (default 2; 1 with --quick)")
+    p.add_argument(
+        "--datasets",
+        nargs="+",
+        metavar="NAME",
+        help="subset of digits, wine, digits-resnet (default: all three)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object (rows and table)")
     p.set_defaults(handler=_run)
 
@@ -47,6 +54,7 @@ def _run(args: argparse.Namespace) -> int:
         "lams": None if args.lams is None else tuple(args.lams),
         "depths": None if args.depths is None else tuple(args.depths),
         "n_jobs": args.jobs,
+        "datasets": None if args.datasets is None else tuple(args.datasets),
     }
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     rows = run_experiments(cfg, progress=not args.json)

@@ -1,4 +1,4 @@
-r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits and wine).
+r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits, wine, a ResNet on digits).
 
 For every dataset, depth :math:`D \in \{2, 3, 4\}`, :math:`\lambda` on a grid and seed, four ways of
 fitting :math:`L_w(w) = L_0(w) + \lambda\sum_j\|w_j\|_2^{2/D}` are compared:
@@ -32,6 +32,21 @@ Datasets (bundled with scikit-learn, no download), standardised on the training 
   (row of the first layer and its bias, ``group="out"``).
 * ``wine``: 13 features, 3 classes; MLP ``13-16-3`` with ReLU, groups = the 13 input features
   (columns of the first layer, ``group="in"``).
+* ``digits-resnet``: the paper's granularity, filters of a residual network with batch norm:
+  :class:`dgating.nn._resnet.DigitsResNet` (stem + 2 residual blocks, ``resnet_width``
+  channels, 8x8 inputs, float32). Groups = the inner channels of the blocks, channel :math:`c`
+  of a block being :math:`w_c = (\gamma_c, \beta_c, W^{(2)}_{:,c})`: its batch norm scale and
+  shift and its outgoing weights in the block's second convolution (``dgate(bn1, D,
+  outgoing=conv2)``); a dead channel removes the filter of the first convolution, the batch norm
+  channel and the input slice of the second. The outgoing weights are in the group because a
+  filter followed by batch norm has no scale of its own, and without them the penalty shrinks
+  the batch norm as a whole (ReLU rescaling symmetry) instead of selecting channels. Methods
+  ``dgating``, ``proximal`` (prox step on the same groups) and ``magnitude`` (smallest groups of
+  the dense network, over both blocks); a group counts as removed under the rule of
+  ``threshold="auto"`` of :func:`dgating.nn.export` with the training :math:`\lambda` and step
+  (the prox threshold, THEORY.md sec. 3), the same for every method, and the accuracy is that of
+  the exported, physically smaller model in eval mode. Its own grid: ``resnet_lams``,
+  ``resnet_seeds``.
 
 :func:`run_experiments` returns the tidy rows, :func:`trade_off_table` summarises them (mean over
 seeds), :func:`write_results` stores ``results.csv`` and ``results.json`` atomically.
@@ -41,7 +56,9 @@ groups / ``n_groups``), ``n_groups``, ``n_kept``; ``accuracy`` and ``train_accur
 thresholded network on the test and training splits; ``train_loss`` (mean cross-entropy on the
 training split before thresholding); ``max_imbalance`` (relative
 :math:`\max|\Delta_{j,d}|` at the end, ``dgating`` only, NaN otherwise); ``epochs``;
-``seconds`` (wall time of the run; for ``magnitude`` it includes the dense training).
+``seconds`` (wall time of the run; for ``magnitude`` it includes the dense training);
+``n_params`` and ``n_params_dense``: parameter counts of the exported model
+(:func:`dgating.nn.export`) and of the dense one.
 """
 
 from __future__ import annotations
@@ -72,7 +89,9 @@ __all__ = [
     "write_results",
 ]
 
-DATASETS = ("digits", "wine")
+DATASETS = ("digits", "wine", "digits-resnet")
+#: Methods run on ``digits-resnet`` (the issue's comparison: proximal SGD and magnitude pruning).
+RESNET_METHODS = ("dgating", "proximal", "magnitude")
 METHODS = ("dgating", "subgradient", "proximal", "magnitude")
 #: Columns of every result row, in order.
 COLUMNS = (
@@ -90,6 +109,8 @@ COLUMNS = (
     "max_imbalance",
     "epochs",
     "seconds",
+    "n_params",
+    "n_params_dense",
 )
 
 
@@ -99,7 +120,7 @@ class ExperimentConfig:
 
     Parameters
     ----------
-    datasets : tuple of {"digits", "wine"}
+    datasets : tuple of {"digits", "wine", "digits-resnet"}
     depths : tuple of int
         :math:`D \ge 2`; the penalty exponent is :math:`q = 2/D`.
     lams : tuple of float
@@ -120,6 +141,12 @@ class ExperimentConfig:
         Stratified test split.
     n_jobs : int
         Worker processes (1: run in this process).
+    resnet_lams : tuple of float
+        The :math:`\lambda` grid of ``digits-resnet``.
+    resnet_seeds : int
+        Seeds of ``digits-resnet`` (at most ``seeds``).
+    resnet_width : int
+        Channels of the ResNet.
     """
 
     datasets: tuple[str, ...] = DATASETS
@@ -127,12 +154,15 @@ class ExperimentConfig:
     lams: tuple[float, ...] = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
     seeds: int = 5
     methods: tuple[str, ...] = METHODS
-    epochs: tuple[tuple[str, int], ...] = (("digits", 40), ("wine", 200))
+    epochs: tuple[tuple[str, int], ...] = (("digits", 40), ("wine", 200), ("digits-resnet", 10))
     batch_size: int = 64
     lr: float = 0.1
     threshold: float = 1e-2
     test_fraction: float = 0.3
     n_jobs: int = 2
+    resnet_lams: tuple[float, ...] = (0.1, 0.15)
+    resnet_seeds: int = 3
+    resnet_width: int = 8
 
     def __post_init__(self) -> None:
         for d in self.datasets:
@@ -146,8 +176,13 @@ class ExperimentConfig:
             )
         object.__setattr__(self, "depths", tuple(check_depth(d) for d in self.depths))
         object.__setattr__(self, "lams", tuple(check_lam(v) for v in self.lams))
+        object.__setattr__(self, "resnet_lams", tuple(check_lam(v) for v in self.resnet_lams))
         if not isinstance(self.seeds, int) or self.seeds < 1:
             raise InvalidParameterError(f"`seeds` must be a positive integer; got {self.seeds}.")
+        for name in ("resnet_seeds", "resnet_width"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise InvalidParameterError(f"`{name}` must be a positive integer; got {v}.")
         if not isinstance(self.n_jobs, int) or self.n_jobs < 1:
             raise InvalidParameterError(f"`n_jobs` must be a positive integer; got {self.n_jobs}.")
         if not (0.0 < self.test_fraction < 1.0):
@@ -158,15 +193,24 @@ class ExperimentConfig:
     def epochs_for(self, dataset: str) -> int:
         return dict(self.epochs)[dataset]
 
+    def grid_for(self, dataset: str) -> tuple[tuple[float, ...], int, tuple[str, ...]]:
+        """``(lams, seeds, trained methods)`` of ``dataset``."""
+        if dataset == "digits-resnet":
+            methods = tuple(m for m in self.methods if m in RESNET_METHODS and m != "magnitude")
+            return self.resnet_lams, min(self.resnet_seeds, self.seeds), methods
+        return self.lams, self.seeds, tuple(m for m in self.methods if m != "magnitude")
+
 
 def quick_config(**overrides) -> ExperimentConfig:
-    """A configuration that runs in seconds (2 depths, 2 lams, 1 seed, few epochs, 1 process)."""
+    """A configuration that runs in seconds (2 depths, 2 lams (1 for the ResNet), 1 seed, few
+    epochs, 1 process)."""
     base = ExperimentConfig(
         depths=(2, 3),
         lams=(0.02, 0.2),
         seeds=1,
-        epochs=(("digits", 3), ("wine", 30)),
+        epochs=(("digits", 10), ("wine", 150), ("digits-resnet", 10)),
         n_jobs=1,
+        resnet_lams=(0.1,),
     )
     return replace(base, **overrides)
 
@@ -180,7 +224,7 @@ def _load(dataset: str, seed: int, test_fraction: float):
     from sklearn.datasets import load_digits, load_wine
     from sklearn.model_selection import train_test_split
 
-    X, y = (load_digits if dataset == "digits" else load_wine)(return_X_y=True)
+    X, y = (load_wine if dataset == "wine" else load_digits)(return_X_y=True)
     Xtr, Xte, ytr, yte = train_test_split(
         X, y, test_size=test_fraction, random_state=seed, stratify=y
     )
@@ -225,6 +269,39 @@ def _scale_groups(layer, group: str, scale) -> None:
             layer.weight.mul_(scale[None, :])
 
 
+def _batches(n: int, batch_size: int, epochs: int, seed: int):
+    """Minibatch indices: ``epochs`` passes over ``range(n)`` in a seeded random order."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(n, generator=gen)
+        for start in range(0, n, batch_size):
+            yield perm[start : start + batch_size]
+
+
+def _prox_scale(norms, t: float, q: float):
+    r"""Per-group factor of the group prox: :math:`T(\|w_j\|)/\|w_j\|` (0 for zero groups)."""
+    import torch
+
+    from ..penalties import scalar_prox
+
+    norms = norms.detach().double().numpy()
+    new = scalar_prox(norms, t, q)
+    safe = np.where(norms > 0, norms, 1.0)
+    return torch.as_tensor(np.where(norms > 0, new / safe, 0.0))
+
+
+def _smallest_off(norms, sparsity: float):
+    """``(k, scale)``: the ``k = round(sparsity * J)`` smallest groups get factor 0, the rest 1."""
+    import torch
+
+    k = int(round(sparsity * norms.numel()))
+    scale = torch.ones_like(norms)
+    scale[torch.argsort(norms)[:k]] = 0.0
+    return k, scale
+
+
 def _accuracy(net, X, y) -> float:
     import torch
 
@@ -237,12 +314,13 @@ def _train(task: dict) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from ..penalties import scalar_prox
-    from .export import collapse
+    from ._export import collapse
     from .gating import dgate, max_imbalance
     from .optim import param_groups
 
     torch.set_num_threads(1)
+    if task["dataset"] == "digits-resnet":
+        return _train_resnet(task)
     cfg: ExperimentConfig = task["config"]
     dataset, method, depth, lam, seed = (
         task[k] for k in ("dataset", "method", "depth", "lam", "seed")
@@ -258,35 +336,26 @@ def _train(task: dict) -> dict:
         opt = torch.optim.SGD(param_groups(net, lam), lr=cfg.lr)
     else:
         opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(seed)
-    n = Xtr.shape[0]
     epochs = cfg.epochs_for(dataset)
-    for _ in range(epochs):
-        perm = torch.randperm(n, generator=gen)
-        for start in range(0, n, cfg.batch_size):
-            idx = perm[start : start + cfg.batch_size]
-            opt.zero_grad(set_to_none=False)
-            F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
-            if method == "subgradient" and lam > 0:
-                # gradient lam q ||w_j||^{q-2} w_j on non-zero groups, subgradient 0 at w_j = 0
-                norms = _group_norms(first, group)
-                nz = norms > 0
-                coef = torch.zeros_like(norms)
-                coef[nz] = lam * q * norms[nz] ** (q - 2.0)
-                with torch.no_grad():
-                    if group == "out":
-                        first.weight.grad += coef[:, None] * first.weight
-                        first.bias.grad += coef * first.bias
-                    else:
-                        first.weight.grad += coef[None, :] * first.weight
-            opt.step()
-            if method == "proximal" and lam > 0:
-                norms = _group_norms(first, group).numpy()
-                new = scalar_prox(norms, cfg.lr * lam, q)
-                scale = np.zeros_like(norms)
-                nz = norms > 0
-                scale[nz] = new[nz] / norms[nz]
-                _scale_groups(first, group, torch.as_tensor(scale))
+    for idx in _batches(Xtr.shape[0], cfg.batch_size, epochs, seed):
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
+        if method == "subgradient" and lam > 0:
+            # gradient lam q ||w_j||^{q-2} w_j on non-zero groups, subgradient 0 at w_j = 0
+            norms = _group_norms(first, group)
+            nz = norms > 0
+            coef = torch.zeros_like(norms)
+            coef[nz] = lam * q * norms[nz] ** (q - 2.0)
+            with torch.no_grad():
+                if group == "out":
+                    first.weight.grad += coef[:, None] * first.weight
+                    first.bias.grad += coef * first.bias
+                else:
+                    first.weight.grad += coef[None, :] * first.weight
+        opt.step()
+        if method == "proximal" and lam > 0:
+            scale = _prox_scale(_group_norms(first, group), cfg.lr * lam, q)
+            _scale_groups(first, group, scale)
     imbalance = max_imbalance(net) if method == "dgating" else float("nan")
     if method == "dgating":
         net = collapse(net)
@@ -299,12 +368,9 @@ def _train(task: dict) -> dict:
     finite = bool(torch.isfinite(norms).all())
     if method == "magnitude":
         out = []
-        order = torch.argsort(norms)
         for target in task["match"]:
-            k = int(round(target["sparsity"] * norms.numel()))
+            k, scale = _smallest_off(norms, target["sparsity"])
             pruned = collapse(net)  # a plain copy
-            scale = torch.ones_like(norms)
-            scale[order[:k]] = 0.0
             _scale_groups(pruned[0], group, scale)
             extras["seconds"] = time.perf_counter() - t0
             out.append(
@@ -322,8 +388,111 @@ def _train(task: dict) -> dict:
     return {"rows": [row]}
 
 
+def _channel_units(net) -> list:
+    """``(bn1, conv2)`` of every block: the gated channels and the layer that reads them."""
+    return [(b.bn1, b.conv2) for b in net.blocks]
+
+
+def _channel_norms(net):
+    r""":math:`\|(\gamma_c, \beta_c, W^{(2)}_{:,c})\|` of every inner channel of a plain network."""
+    import torch
+
+    with torch.no_grad():
+        return torch.cat(
+            [
+                torch.sqrt(bn.weight**2 + bn.bias**2 + (conv.weight**2).sum(dim=(0, 2, 3)))
+                for bn, conv in _channel_units(net)
+            ]
+        )
+
+
+def _scale_channels(net, scale) -> None:
+    r"""Multiply the group :math:`(\gamma_c, \beta_c, W^{(2)}_{:,c})` of every inner channel by
+    ``scale[c]``."""
+    import torch
+
+    start = 0
+    with torch.no_grad():
+        for bn, conv in _channel_units(net):
+            s = scale[start : start + bn.num_features].to(bn.weight.dtype)
+            bn.weight.mul_(s)
+            bn.bias.mul_(s)
+            conv.weight.mul_(s[None, :, None, None])
+            start += bn.num_features
+
+
+def _train_resnet(task: dict) -> dict:
+    """One ``digits-resnet`` run: channel gating inside the blocks, proximal SGD on the same
+    groups, or dense training followed by magnitude pruning; every model is exported."""
+    import torch
+    import torch.nn.functional as F
+
+    from ._export import collapse, export
+    from ._resnet import DigitsResNet
+    from .gating import dgate, max_imbalance
+    from .optim import param_groups
+
+    cfg: ExperimentConfig = task["config"]
+    method, depth, lam, seed = (task[k] for k in ("method", "depth", "lam", "seed"))
+    t0 = time.perf_counter()
+    Xtr, ytr, Xte, yte, n_classes = _load("digits", seed, cfg.test_fraction)
+    Xtr, Xte = (a.float().reshape(-1, 1, 8, 8) for a in (Xtr, Xte))
+    torch.manual_seed(seed)
+    net = DigitsResNet(cfg.resnet_width, n_classes).float()
+    if method == "dgating":
+        for bn, conv in _channel_units(net):
+            dgate(bn, depth, outgoing=conv)
+        opt = torch.optim.SGD(param_groups(net, lam), lr=cfg.lr)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=cfg.lr)
+    epochs = cfg.epochs_for("digits-resnet")
+    q = 2.0 / depth if depth else 1.0
+    net.train()
+    for idx in _batches(Xtr.shape[0], cfg.batch_size, epochs, seed):
+        opt.zero_grad(set_to_none=False)
+        F.cross_entropy(net(Xtr[idx]), ytr[idx]).backward()
+        opt.step()
+        if method == "proximal" and lam > 0:
+            _scale_channels(net, _prox_scale(_channel_norms(net), cfg.lr * lam, q))
+    net.eval()
+    imbalance = max_imbalance(net) if method == "dgating" else float("nan")
+    with torch.no_grad():
+        train_loss = float(F.cross_entropy(net(Xtr), ytr))
+    data = (Xtr, ytr, Xte, yte)
+    extras = {"train_loss": train_loss, "max_imbalance": imbalance, "epochs": epochs}
+    if method == "magnitude":
+        plain, out = collapse(net), []
+        norms = _channel_norms(plain)
+        for target in task["match"]:
+            k, scale = _smallest_off(norms, target["sparsity"])
+            pruned = collapse(plain)  # a plain copy
+            _scale_channels(pruned, scale)
+            res = export(pruned, Xte[:2], threshold=0.0)
+            extras |= {"n_params": res.n_params_after, "n_params_dense": res.n_params_before}
+            extras["seconds"] = time.perf_counter() - t0
+            out.append(
+                _row(
+                    task, target["depth"], target["lam"], k, norms.numel(), res.model, data, extras
+                )
+            )
+        return {"rows": out}
+    auto = {"threshold": "auto", "lam": lam, "step": cfg.lr} if lam > 0 else {"threshold": 0.0}
+    norms = _channel_norms(collapse(net, **auto))
+    res = export(net, Xte[:2], **auto)
+    k = int((norms == 0).sum()) if bool(torch.isfinite(norms).all()) else norms.numel()
+    extras |= {"n_params": res.n_params_after, "n_params_dense": res.n_params_before}
+    extras["seconds"] = time.perf_counter() - t0
+    return {"rows": [_row(task, depth, lam, k, norms.numel(), res.model, data, extras)]}
+
+
 def _row(task, depth, lam, n_removed, n_groups, net, data, extras) -> dict:
+    from ._export import export
+
     Xtr, ytr, Xte, yte = data
+    if "n_params" not in extras:  # MLP rows: the thresholded network, exported
+        exported = export(net, Xte[:2], threshold=0.0)
+        extras = {**extras, "n_params": exported.n_params_after}
+        extras["n_params_dense"] = exported.n_params_before
     return {
         "dataset": task["dataset"],
         "method": task["method"],
@@ -339,6 +508,8 @@ def _row(task, depth, lam, n_removed, n_groups, net, data, extras) -> dict:
         "max_imbalance": extras["max_imbalance"],
         "epochs": extras["epochs"],
         "seconds": extras["seconds"],
+        "n_params": extras["n_params"],
+        "n_params_dense": extras["n_params_dense"],
     }
 
 
@@ -382,14 +553,13 @@ def run_experiments(config: ExperimentConfig | None = None, *, progress: bool = 
         lam of the ``dgating`` run whose sparsity they match.
     """
     cfg = ExperimentConfig() if config is None else config
-    trained = [m for m in cfg.methods if m != "magnitude"]
     tasks = [
         {"config": cfg, "dataset": ds, "method": m, "depth": d, "lam": lam, "seed": s}
         for ds in cfg.datasets
-        for s in range(cfg.seeds)
-        for m in trained
+        for s in range(cfg.grid_for(ds)[1])
+        for m in cfg.grid_for(ds)[2]
         for d in cfg.depths
-        for lam in cfg.lams
+        for lam in cfg.grid_for(ds)[0]
     ]
     rows = [
         r for res in _map(_train, tasks, cfg.n_jobs, "nn-experiment", progress) for r in res["rows"]
@@ -397,7 +567,7 @@ def run_experiments(config: ExperimentConfig | None = None, *, progress: bool = 
     if "magnitude" in cfg.methods:
         dense = []
         for ds in cfg.datasets:
-            for s in range(cfg.seeds):
+            for s in range(cfg.grid_for(ds)[1]):
                 match = [
                     {"depth": r["depth"], "lam": r["lam"], "sparsity": r["sparsity"]}
                     for r in rows
@@ -427,7 +597,8 @@ def trade_off_table(rows: Sequence[dict]) -> list[dict]:
     Returns
     -------
     list of dict
-        Keys ``dataset, depth, lam, method, n_seeds, sparsity, accuracy, accuracy_std``.
+        Keys ``dataset, depth, lam, method, n_seeds, sparsity, accuracy, accuracy_std,
+        n_params`` (mean parameter count of the exported models; NaN for rows without it).
     """
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -448,6 +619,7 @@ def trade_off_table(rows: Sequence[dict]) -> list[dict]:
                 "sparsity": float(np.mean([r["sparsity"] for r in rs])),
                 "accuracy": float(acc.mean()),
                 "accuracy_std": float(acc.std()),
+                "n_params": float(np.mean([r.get("n_params", np.nan) for r in rs])),
             }
         )
     return out
@@ -455,20 +627,33 @@ def trade_off_table(rows: Sequence[dict]) -> list[dict]:
 
 def format_table(rows: Sequence[dict]) -> str:
     """The trade-off table as text: one line per (dataset, depth, lam), ``sparsity/accuracy``
-    per method (means over seeds)."""
+    per method (means over seeds); for ``digits-resnet`` also ``parameters/accuracy`` of the
+    exported models."""
     summary = trade_off_table(rows)
     methods = [m for m in METHODS if any(s["method"] == m for s in summary)]
-    cells: dict[tuple, dict[str, str]] = {}
-    for s in summary:
-        cells.setdefault((s["dataset"], s["depth"], s["lam"]), {})[s["method"]] = (
-            f"{s['sparsity']:.2f}/{s['accuracy']:.3f}"
+    width = max([8, *(len(s["dataset"]) for s in summary)])
+    blocks = [("sparsity/accuracy (mean over seeds)", summary, "{sparsity:.2f}/{accuracy:.3f}")]
+    resnet = [s for s in summary if s["dataset"] == "digits-resnet"]
+    if resnet:
+        dense = {r["n_params_dense"] for r in rows if r["dataset"] == "digits-resnet"}
+        title = f"digits-resnet: exported parameters/accuracy (mean over seeds; dense {max(dense)})"
+        blocks.append((title, resnet, "{n_params:.0f}/{accuracy:.3f}"))
+    lines = []
+    for title, part, fmt in blocks:
+        cells: dict[tuple, dict[str, str]] = {}
+        for s in part:
+            cells.setdefault((s["dataset"], s["depth"], s["lam"]), {})[s["method"]] = fmt.format(
+                **s
+            )
+        head = f"{'dataset':<{width}} {'D':>2} {'lam':>7}  " + "  ".join(
+            f"{m:>12}" for m in methods
         )
-    head = f"{'dataset':<8} {'D':>2} {'lam':>7}  " + "  ".join(f"{m:>12}" for m in methods)
-    lines = ["sparsity/accuracy (mean over seeds)", head, "-" * len(head)]
-    for (ds, d, lam), c in cells.items():
-        lines.append(
-            f"{ds:<8} {d:>2} {lam:>7.3g}  " + "  ".join(f"{c.get(m, '-'):>12}" for m in methods)
-        )
+        lines += ([""] if lines else []) + [title, head, "-" * len(head)]
+        for (ds, d, lam), c in cells.items():
+            lines.append(
+                f"{ds:<{width}} {d:>2} {lam:>7.3g}  "
+                + "  ".join(f"{c.get(m, '-'):>12}" for m in methods)
+            )
     return "\n".join(lines)
 
 

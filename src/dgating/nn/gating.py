@@ -1,19 +1,26 @@
 r"""D-Gating of torch modules: :math:`w_{G_j} = \omega_{G_j} \prod_{d=1}^{D-1} \gamma_{j,d}`.
 
-:func:`dgate` turns the weights of an ``nn.Linear``, ``nn.Conv2d`` or ``nn.MultiheadAttention`` into
-a D-gated parametrisation with :mod:`torch.nn.utils.parametrize`: the module keeps its class
-interface (``module.weight`` is the collapsed :math:`w`), and its ``state_dict`` holds
-:math:`\omega` as ``parametrizations.<tensor>.original`` and :math:`\Gamma` (shape
-``(n_groups, depth - 1)``) once, as ``parametrizations.<tensor>.0.gates``.
+:func:`dgate` turns the weights of an ``nn.Linear``, a convolution (``nn.Conv1d/2d/3d``, grouped and
+depthwise, ``nn.ConvTranspose1d/2d/3d``), a batch norm layer, an ``nn.Embedding`` or an
+``nn.MultiheadAttention`` into a D-gated parametrisation with :mod:`torch.nn.utils.parametrize`: the
+module keeps its class interface (``module.weight`` is the collapsed :math:`w`), and its
+``state_dict`` holds :math:`\omega` as ``parametrizations.<tensor>.original`` and :math:`\Gamma`
+(shape ``(n_groups, depth - 1)``) once, as ``parametrizations.<tensor>.0.gates``.
 
 Groups (``group=``):
 
 =====================  ========================================================================
-``"out"``              output neurons of ``nn.Linear`` / output filters of ``nn.Conv2d``:
+``"out"``              output neurons of ``nn.Linear`` / output filters of a convolution:
                        :math:`w_j = (W_{j,:}, b_j)`; the bias of a gated neuron is gated with its
-                       row, so a removed neuron has no bias left and can be deleted exactly.
-``"in"``               input features of ``nn.Linear`` / input channels of ``nn.Conv2d``
-                       (``groups=1``): :math:`w_j = W_{:,j}`; the bias is ungated and unpenalised.
+                       row, so a removed neuron has no bias left and can be deleted exactly
+                       (transposed convs: ``groups=1``). Batch norm: channel :math:`c`,
+                       :math:`w_c = (\gamma_c, \beta_c)` (the group to use for filters followed by
+                       batch norm, whose output does not depend on the filter's scale).
+                       ``nn.Embedding``: embedding features (columns).
+``"in"``               input features of ``nn.Linear`` / input channels of a convolution
+                       (``groups=1``, or depthwise: ``groups = in_channels``, where the group is
+                       the channel's filters): :math:`w_j = W_{:,j}`; the bias is ungated and
+                       unpenalised. ``nn.Embedding``: token rows (feature selection on tokens).
 ``"heads"``            heads of ``nn.MultiheadAttention``: the query, key and value rows of the
                        head (and their biases) and its columns of the output projection; the
                        output-projection bias is shared by all heads and stays ungated.
@@ -32,9 +39,11 @@ Initialisation (``init=``) never changes the function of the network at init:
   plain training, but the penalty starts above :math:`\lambda P_D(w)` and the gap decays only at
   rate :math:`4\lambda/D` (THEORY.md 2.4).
 
-For ``nn.Linear`` and ``nn.Conv2d`` the forward pass scales activations instead of materialising
-:math:`w` (``y = (x \omega^\top + b_\omega) P`` for output groups, ``y = (x P)\omega^\top + b`` for
-input groups), which is the same function with the same gradients at a fraction of the cost.
+For ``nn.Linear`` and ``nn.Conv1d/2d/3d`` the forward pass scales activations instead
+of materialising :math:`w` (``y = (x \omega^\top + b_\omega) P`` for output groups,
+``y = (x P)\omega^\top + b`` for input groups), which is the same function with the same
+gradients at a fraction of the cost (batch norm keeps the generic parametrisation: its weights
+are vectors, and scaling the activations would cost more than materialising them).
 """
 
 from __future__ import annotations
@@ -231,17 +240,22 @@ def _linear_forward(self: nn.Linear, x: torch.Tensor) -> torch.Tensor:
     return F.linear(x * p, plist.weight.original, self.bias)
 
 
-def _conv2d_forward(self: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+def _conv_forward(self: nn.modules.conv._ConvNd, x: torch.Tensor) -> torch.Tensor:
     plist = self.parametrizations
     bank = plist.weight[0]
-    p = bank.products().reshape(-1, 1, 1)
+    p = bank.products().reshape(-1, *([1] * (x.dim() - 2)))
     if bank.group == "out":
         b = plist.bias.original if "bias" in plist else None
         return self._conv_forward(x, plist.weight.original, b) * p
     return self._conv_forward(x * p, plist.weight.original, self.bias)
 
 
-_FAST_FORWARDS = {nn.Linear: _linear_forward, nn.Conv2d: _conv2d_forward}
+_FAST_FORWARDS = {
+    nn.Linear: _linear_forward,
+    nn.Conv1d: _conv_forward,
+    nn.Conv2d: _conv_forward,
+    nn.Conv3d: _conv_forward,
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -269,7 +283,31 @@ def _members(module: nn.Module, group: str) -> tuple[int, list[tuple[nn.Module, 
                 mem.append((module, name, 2, head))
         mem.append((module.out_proj, "weight", 1, head))
         return h, mem
-    if isinstance(module, nn.Linear | nn.Conv2d):
+    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if group != "out" or module.weight is None:
+            raise InvalidParameterError(
+                "batch norm layers are gated by channel (`group='out'`, affine=True); got "
+                f"group={group!r}, affine={module.affine}."
+            )
+        return module.num_features, [(module, "weight", 0, None), (module, "bias", 0, None)]
+    if isinstance(module, nn.Embedding):
+        check_choice(group, "group", ("out", "in"))
+        dim = 0 if group == "in" else 1  # rows = tokens ("in"), columns = features ("out")
+        return module.weight.shape[dim], [(module, "weight", dim, None)]
+    if isinstance(module, nn.modules.conv._ConvTransposeNd):
+        # weight (in, out / groups, *kernel)
+        check_choice(group, "group", ("out", "in"))
+        if group == "in":
+            return module.in_channels, [(module, "weight", 0, None)]
+        if module.groups != 1:
+            raise InvalidParameterError(
+                f"`group='out'` needs a transposed conv with groups=1; got groups={module.groups}."
+            )
+        mem = [(module, "weight", 1, None)]
+        if module.bias is not None:
+            mem.append((module, "bias", 0, None))
+        return module.out_channels, mem
+    if isinstance(module, nn.Linear | nn.modules.conv._ConvNd):
         check_choice(group, "group", ("out", "in"))
         if group == "out":
             n = module.weight.shape[0]
@@ -277,15 +315,21 @@ def _members(module: nn.Module, group: str) -> tuple[int, list[tuple[nn.Module, 
             if module.bias is not None:
                 mem.append((module, "bias", 0, None))
             return n, mem
-        if isinstance(module, nn.Conv2d) and module.groups != 1:
-            raise InvalidParameterError(
-                "`group='in'` needs an nn.Conv2d with groups=1 (one filter slice per input "
-                f"channel); got groups={module.groups}."
-            )
-        return module.weight.shape[1], [(module, "weight", 1, None)]
+        if isinstance(module, nn.Linear) or module.groups == 1:
+            return module.weight.shape[1], [(module, "weight", 1, None)]
+        if module.groups == module.in_channels:
+            # depthwise: input channel i feeds exactly the filters of group i
+            per = module.out_channels // module.groups
+            return module.in_channels, [
+                (module, "weight", 0, torch.arange(module.out_channels) // per)
+            ]
+        raise InvalidParameterError(
+            "`group='in'` needs a conv with groups=1 or a depthwise conv (groups = in_channels); "
+            f"got groups={module.groups}, in_channels={module.in_channels}."
+        )
     raise InvalidTypeError(
-        "`module` must be an nn.Linear, nn.Conv2d or nn.MultiheadAttention; got "
-        f"{type(module).__name__}."
+        "`module` must be an nn.Linear, a convolution (1-3 d, transposed), a batch norm, an "
+        f"nn.Embedding or an nn.MultiheadAttention; got {type(module).__name__}."
     )
 
 
@@ -312,13 +356,15 @@ def dgate(
     group: str = "out",
     init: str = "balanced",
     fast: bool = True,
+    outgoing: nn.Module | None = None,
 ) -> nn.Module:
     r"""D-gate ``module`` in place: :math:`w_{G_j} = \omega_{G_j}\prod_{d=1}^{D-1}\gamma_{j,d}`.
 
     Parameters
     ----------
-    module : nn.Linear, nn.Conv2d or nn.MultiheadAttention
-        The module to gate (modified in place and returned).
+    module : nn.Module
+        ``nn.Linear``, ``nn.Conv1d/2d/3d``, ``nn.ConvTranspose1d/2d/3d``, ``nn.BatchNorm1d/2d/3d``,
+        ``nn.Embedding`` or ``nn.MultiheadAttention``; modified in place and returned.
     depth : int
         :math:`D \ge 2`; the induced penalty is :math:`\lambda\sum_j\|w_j\|_2^{2/D}`.
     group : {"out", "in", "heads"}, default="out"
@@ -329,8 +375,8 @@ def dgate(
         the module's function unchanged (see the module docstring for why ``"balanced"`` is the
         default).
     fast : bool, default=True
-        For ``nn.Linear``/``nn.Conv2d``, scale activations rather than materialise :math:`w` in the
-        forward pass (same function and gradients).
+        For ``nn.Linear``/``nn.Conv1d/2d/3d``, scale activations rather than materialise
+        :math:`w` in the forward pass (same function and gradients).
 
     Returns
     -------
@@ -358,6 +404,22 @@ def dgate(
     if is_gated(module) or getattr(getattr(module, "out_proj", None), "parametrizations", None):
         raise InvalidParameterError("`module` is already D-gated; collapse it before re-gating.")
     n_groups, mem = _members(module, group)
+    if outgoing is not None:
+        ok = isinstance(outgoing, nn.Linear) or (
+            isinstance(outgoing, nn.modules.conv._ConvNd)
+            and not outgoing.transposed
+            and outgoing.groups == 1
+        )
+        if group != "out" or not ok or outgoing.weight.shape[1] != n_groups:
+            raise InvalidParameterError(
+                "`outgoing` must be an nn.Linear or convolution (groups=1) with one input per "
+                f"unit ({n_groups}) of a module gated with group='out'; got "
+                f"{type(outgoing).__name__} with {outgoing.weight.shape[1]} inputs, "
+                f"group={group!r}."
+            )
+        if hasattr(outgoing, "parametrizations"):
+            raise InvalidParameterError("`outgoing` is already D-gated or parametrised.")
+        mem = [*mem, (outgoing, "weight", 1, None)]
     owner0, name0, dim0, idx0 = mem[0]
     t0 = getattr(owner0, name0)
     mem = [(o, n, d, None if i is None else i.to(t0.device)) for o, n, d, i in mem]

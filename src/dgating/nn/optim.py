@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from .._validation import check_lam
-from .gating import gate_banks
+from .gating import gate_banks, gated_parameters
 
 __all__ = ["DecoupledWeightDecayWarning", "check_optimizer", "param_groups", "weight_decay"]
 
@@ -123,20 +123,77 @@ def param_groups(model: nn.Module, lam: float) -> list[dict]:
     return groups
 
 
-def check_optimizer(optimizer: torch.optim.Optimizer) -> bool:
-    r"""Warn if ``optimizer`` does not apply coupled decay :math:`2\lambda/D` to its gated groups.
+def check_optimizer(
+    optimizer: torch.optim.Optimizer,
+    *,
+    ungated_weight_decay: float = 0.0,
+    model: nn.Module | None = None,
+) -> bool:
+    r"""Warn if ``optimizer`` does not train the D-Gating objective the user stated.
 
-    Returns ``True`` when every group built by :func:`param_groups` uses coupled decay with its
-    original value, ``False`` (after a :class:`DecoupledWeightDecayWarning` or ``UserWarning``)
-    otherwise.
+    Checks (one warning per finding):
+
+    * every group built by :func:`param_groups` uses coupled decay with its original value
+      :math:`2\lambda/D` (a :class:`DecoupledWeightDecayWarning` for decoupled decay, a
+      ``UserWarning`` for another value);
+    * every other group has ``weight_decay == ungated_weight_decay`` (``UserWarning``): the
+      theory does not penalise ungated parameters, so a decay there is a separate choice, and
+      ``SGD(net.parameters(), weight_decay=...)`` decays every ungated parameter at the gated
+      rate by accident;
+    * with ``model``: no D-gated parameter sits outside a :func:`param_groups` group.
+
+    Parameters
+    ----------
+    optimizer : torch.optim.Optimizer
+    ungated_weight_decay : float, default=0.0
+        The weight decay the user chose for ungated parameters (biases, batch norms, ...).
+    model : nn.Module, optional
+        The model being trained, to find gated parameters in foreign groups.
+
+    Returns
+    -------
+    bool
+        ``True`` when nothing was flagged.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from torch import nn
+    >>> from dgating.nn import dgate
+    >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1))
+    >>> _ = dgate(net[0], depth=2)
+    >>> with warnings.catch_warnings(record=True):
+    ...     check_optimizer(torch.optim.SGD(net.parameters(), lr=0.1, weight_decay=0.1))
+    False
+    >>> check_optimizer(torch.optim.SGD(param_groups(net, 0.1), lr=0.1))
+    True
     """
     ok = True
     decoupled = isinstance(optimizer, torch.optim.AdamW)
+    gated_ids = {id(p) for p in gated_parameters(model)} if model is not None else set()
     for group in optimizer.param_groups:
+        decay = group.get("weight_decay", 0.0)
         if "dgating_depth" not in group:
+            if abs(decay - ungated_weight_decay) > 1e-12 * max(1.0, abs(ungated_weight_decay)):
+                warnings.warn(
+                    f"a parameter group not built by dgating.nn.param_groups has weight_decay "
+                    f"{decay}, not the stated ungated_weight_decay={ungated_weight_decay} "
+                    "(the D-Gating objective does not penalise ungated parameters).",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                ok = False
+            if any(id(p) in gated_ids for p in group["params"]):
+                warnings.warn(
+                    "D-gated parameters in a group not built by dgating.nn.param_groups: their "
+                    "weight decay is not 2 * lam / depth.",
+                    UserWarning,
+                    stacklevel=2,
+                )
+                ok = False
             continue
         is_decoupled = decoupled or group.get("decoupled_weight_decay", False)
-        if group.get("weight_decay", 0.0) > 0 and is_decoupled:
+        if decay > 0 and is_decoupled:
             warnings.warn(
                 _MESSAGE.format(what=type(optimizer).__name__),
                 DecoupledWeightDecayWarning,
@@ -144,7 +201,7 @@ def check_optimizer(optimizer: torch.optim.Optimizer) -> bool:
             )
             ok = False
         expected = weight_decay(group["dgating_lam"], group["dgating_depth"])
-        if abs(group.get("weight_decay", 0.0) - expected) > 1e-12 * max(1.0, expected):
+        if abs(decay - expected) > 1e-12 * max(1.0, expected):
             warnings.warn(
                 f"D-gated parameter group (depth {group['dgating_depth']}) has weight_decay "
                 f"{group.get('weight_decay')}, not 2 * lam / depth = {expected}.",
