@@ -10,14 +10,14 @@ import sys
 
 __all__ = ["register"]
 
-DEFAULT_OUT = "dgating-output"
+from ..cli import DEFAULT_OUT, HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating figures`` and ``dgating reproduce``."""
     p = subparsers.add_parser(
         "figures",
-        help="draw the theory figures (OUT/figures: vector PDF and PNG; OUT/data: cached .npz)",
+        help=HELP["figures"],
         description="Compute (or load from the cache) and draw the figures F1-F10.",
     )
     p.add_argument(
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     r = subparsers.add_parser(
         "reproduce",
-        help="derive, simulate, verify, train, draw; write a self-contained HTML report",
+        help=HELP["reproduce"],
         description="Run the whole pipeline (theory derivations, simulation sweep, numerical "
         "verification, network experiments, all figures) and write OUT/report.html with the "
         "tidy data. Re-running reuses cached results. Exit status 0 when every check passes, "

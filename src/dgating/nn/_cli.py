@@ -9,11 +9,11 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating nn-experiment``."""
-    from ..cli import number
+    from ..cli import HELP, number
 
     p = subparsers.add_parser(
         "nn-experiment",
-        help="sparsity-accuracy trade-offs: D-Gating vs subgradient, proximal SGD, pruning",
+        help=HELP["nn-experiment"],
         description="Train small MLPs on scikit-learn's digits (neuron groups) and wine "
         "(input-feature groups) with D-Gating (D = 2, 3, 4) and three baselines over a lam grid; "
         "print the trade-off table and optionally write results.csv and results.json to --out.",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import number, print_json
+from ..cli import HELP, number, print_json
 
 __all__ = ["register"]
 
@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating verify``."""
     p = subparsers.add_parser(
         "verify",
-        help="check numerically that the local minima of L and L_w correspond",
+        help=HELP["verify"],
         description="Run the proofs-check suite: balancedness, both directions of the "
         "correspondence of local minima (certificates, Hessians, perturbation tests), values, "
         "multi-start statistics and negative controls. Exit status 1 if any check fails or any "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import number, print_json
+from ..cli import DEFAULT_OUT, HELP, number, print_json
 
 __all__ = ["register"]
 
@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating flow`` and ``dgating simulate``."""
     p = subparsers.add_parser(
         "flow",
-        help="integrate the gradient flow of the gated objective and measure its rates",
+        help=HELP["flow"],
         description="Integrate dz/dt = -grad L(z) for the D-gated objective on DATA.npz from a "
         "seeded unbalanced start (omega ~ N(0, S^2) per feature, gates ~ N(0, S^2), drawn with "
         "numpy.random.default_rng(SEED), omega first) and measure the decay rates of the "
@@ -36,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     s = subparsers.add_parser(
         "simulate",
-        help="run a resumable sweep of flow rate measurements (local processes or dask)",
+        help=HELP["simulate"],
         description="Run the grid of a sweep configuration (a TOML file with a [sweep] table, "
         "or the built-in 'default' / 'quick'); one JSON file per configuration in OUT/configs, "
         "then OUT/results.csv and OUT/summary.json. Rerunning resumes.",

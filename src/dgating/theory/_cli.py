@@ -11,9 +11,11 @@ __all__ = ["register", "run"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating derive`` to the top-level parser."""
+    from ..cli import HELP
+
     p = subparsers.add_parser(
         "derive",
-        help="derive (sympy) and check the D-Gating identities, laws and rates for one depth",
+        help=HELP["derive"],
         description="Derive the effective penalty, the conservation laws and their number "
         "(Lie-algebra method), the imbalance and gap rates and the SGD recursion for a "
         "multiplicative parametrisation of depth D. Exit status 1 if any identity fails to "
