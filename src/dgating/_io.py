@@ -54,8 +54,9 @@ def _umask() -> int:
 def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a unique temporary path beside ``path``; on success it replaces ``path`` atomically.
 
-    For writers that take a file name (``savefig``, :func:`numpy.savez`). The temporary file keeps
-    the suffix of ``path`` so that format detection by extension still works. On any exception
+    For writers that take a file name or need a real file (``savefig``, :func:`numpy.savez`). The
+    temporary file is ``.NAME.RANDOM.tmp`` (pass the format explicitly to writers that guess it
+    from the extension; :func:`save_figure_atomic` does). On any exception
     (including :class:`KeyboardInterrupt`) the temporary file is removed and ``path`` is untouched.
 
     Examples
@@ -68,7 +69,7 @@ def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
     'done'
     """
     path = Path(path)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     tmp = Path(name)
     try:

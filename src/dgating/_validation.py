@@ -11,8 +11,8 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable
-from pathlib import Path
 from numbers import Integral, Real
+from pathlib import Path
 
 import numpy as np
 
@@ -168,9 +168,7 @@ def check_seed(value: object, name: str = "seed") -> int:
     return check_integer(value, name, 0, 2**63 - 1)
 
 
-def check_real(
-    value: object, name: str, lo: float, hi: float, *, lo_open: bool = False
-) -> float:
+def check_real(value: object, name: str, lo: float, hi: float, *, lo_open: bool = False) -> float:
     """Return ``value`` as a ``float`` after checking that it is finite and in ``[lo, hi]``
     (``(lo, hi]`` when ``lo_open``)."""
     kind = f"a finite number in {'(' if lo_open else '['}{lo:g}, {hi:g}]"

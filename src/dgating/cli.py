@@ -60,8 +60,7 @@ HELP = {
     "flow": "integrate the gradient flow of the gated objective and measure its rates",
     "simulate": "run a resumable sweep of flow rate measurements (local processes or dask)",
     "verify": "check numerically that the local minima of L and L_w correspond",
-    "nn-experiment": "sparsity-accuracy trade-offs: D-Gating vs subgradient, proximal SGD, "
-    "pruning",
+    "nn-experiment": "sparsity-accuracy trade-offs: D-Gating vs subgradient, proximal SGD, pruning",
     "figures": "draw the theory figures (OUT/figures: vector PDF and PNG; OUT/data: cached .npz)",
     "reproduce": "derive, simulate, verify, train, draw; write a self-contained HTML report",
 }
@@ -242,11 +241,15 @@ def _run_solve(args: argparse.Namespace) -> int:
         },
         "message": res.message,
     }
-    reasons = [
-        "no minimiser: the logistic data are separable"
-        + ("" if lam == 0 else " by the unpenalised features")
-        + ", so the loss decreases forever along a direction"
-    ] if unbounded else []
+    reasons = (
+        [
+            "no minimiser: the logistic data are separable"
+            + ("" if lam == 0 else " by the unpenalised features")
+            + ", so the loss decreases forever along a direction"
+        ]
+        if unbounded
+        else []
+    )
     reasons += [f"objective is {res.objective}"] if not math.isfinite(res.objective) else []
     reasons += [] if res.converged else [f"not converged ({res.message})"]
     reasons += [] if cert.passed else ["certificate failed"]
@@ -342,7 +345,9 @@ def run_guarded(prog: str, call: Callable[[], int]) -> int:
         return 141
     except OSError as exc:
         where = f" '{exc.filename}'" if exc.filename else ""
-        print(f"{prog}: error: cannot use{where}: {exc.strerror or _one_line(exc)}", file=sys.stderr)
+        print(
+            f"{prog}: error: cannot use{where}: {exc.strerror or _one_line(exc)}", file=sys.stderr
+        )
         return 2
     except Exception as exc:
         path = _save_traceback()

@@ -282,8 +282,8 @@ def save_npz(path: Path, data: Mapping[str, Any]) -> None:
     for k, v in arrays.items():
         if v.dtype == object:
             raise InvalidParameterError(f"data key {k!r} must be a numeric or string array.")
-    with atomic_target(path) as tmp:
-        np.savez(tmp, **arrays)
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
