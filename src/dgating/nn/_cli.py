@@ -31,6 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from .._validation import LIMITS, check_integer, check_output_dir, check_real
     from ..cli import print_json
     from .experiments import (
         ExperimentConfig,
@@ -42,15 +43,23 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     cfg = quick_config() if args.quick else ExperimentConfig()
+    seeds = None if args.seeds is None else check_integer(args.seeds, "--seeds", 1, 1000)
+    lams = None if args.lams is None else [check_real(v, "--lams", 0.0, 1e3) for v in args.lams]
+    depths = (
+        None
+        if args.depths is None
+        else [check_integer(d, "--depths", 2, LIMITS["depth"]) for d in args.depths]
+    )
     overrides = {
-        "seeds": args.seeds,
-        "lams": None if args.lams is None else tuple(args.lams),
-        "depths": None if args.depths is None else tuple(args.depths),
-        "n_jobs": args.jobs,
+        "seeds": seeds,
+        "lams": None if lams is None else tuple(dict.fromkeys(lams)),
+        "depths": None if depths is None else tuple(dict.fromkeys(depths)),
+        "n_jobs": None if args.jobs is None else check_integer(args.jobs, "--jobs", 1, 256),
     }
+    out = None if args.out is None else check_output_dir(args.out, "--out")
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     rows = run_experiments(cfg, progress=not args.json)
-    paths = write_results(rows, args.out, cfg) if args.out else {}
+    paths = write_results(rows, out, cfg) if out is not None else {}
     if args.json:
         print_json(
             {
