@@ -90,6 +90,11 @@ def _run_flow(args: argparse.Namespace) -> int:
     check_real(args.rtol, "--rtol", 1e-14, 1e-2)
     check_real(args.atol, "--atol", 1e-300, 1.0)
     problem = load_problem(args.data, loss=args.loss)
+    if problem.n_groups == 0:
+        raise InvalidParameterError(
+            "`DATA` groups must contain at least one penalised group (label >= 0) for a gated "
+            "flow; got every label -1."
+        )
     obj = GatedObjective(problem, depth, lam)
     params0 = initial_params(obj, init=args.init, seed=args.seed, init_scale=args.init_scale)
     t_eval = np.linspace(0.0, float(args.t_end), args.n_eval)

@@ -554,21 +554,26 @@ def _run_locked(config, out, cdir, workers, scheduler, progress) -> SweepResult:
     finished = {c.key: _finished_row(cdir / f"{c.key}.json", c.key) for c in configs}
     done = {key for key, row in finished.items() if row is not None}
     todo = [c for c in configs if c.key not in done]
-    bar = tqdm(total=len(configs), initial=len(done), disable=not progress, desc="sweep")
-
-    def finish(row: dict) -> None:
-        write_atomic(cdir / f"{row['key']}.json", json.dumps(row, sort_keys=True))
-        finished[row["key"]] = row
-        bar.update(1)
-
-    try:
+    with contextlib.ExitStack() as stack:
+        # Connect first: an unreachable scheduler is an input error before any work or output.
+        client = None
         if todo and scheduler is not None:
+            client = stack.enter_context(_dask_client(scheduler))
+        bar = stack.enter_context(
+            tqdm(total=len(configs), initial=len(done), disable=not progress, desc="sweep")
+        )
+
+        def finish(row: dict) -> None:
+            write_atomic(cdir / f"{row['key']}.json", json.dumps(row, sort_keys=True))
+            finished[row["key"]] = row
+            bar.update(1)
+
+        if client is not None:
             from distributed import as_completed
 
-            with _dask_client(scheduler) as client:
-                futures = client.map(run_configuration, todo, pure=False)
-                for fut in as_completed(futures):
-                    finish(fut.result())
+            futures = client.map(run_configuration, todo, pure=False)
+            for fut in as_completed(futures):
+                finish(fut.result())
         elif todo and workers > 1:
             from concurrent.futures import as_completed
 
@@ -585,8 +590,6 @@ def _run_locked(config, out, cdir, workers, scheduler, progress) -> SweepResult:
         else:
             for c in todo:
                 finish(run_configuration(c))
-    finally:
-        bar.close()
     rows = [finished[c.key] for c in configs]
     rows.sort(key=lambda r: r["key"])
     buf = io.StringIO()
