@@ -376,7 +376,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_guarded("dgating", lambda: _top_level(argv, command))
 
     def run() -> int:
-        args = build_parser(command).parse_args(argv)
+        args, extra = build_parser(command).parse_known_args(argv)
+        if extra:
+            raise InputError(f"unrecognized arguments: {' '.join(extra)}")
         if getattr(args, "max_seconds", None) is None:
             return args.handler(args)
         _start_budget(args.max_seconds)
