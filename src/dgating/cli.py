@@ -381,8 +381,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError(f"unrecognized arguments: {' '.join(extra)}")
         if getattr(args, "max_seconds", None) is None:
             return args.handler(args)
-        _start_budget(args.max_seconds)
         try:
+            _start_budget(args.max_seconds)
             return args.handler(args)
         except BudgetExhausted as exc:
             return untrustworthy(command, [str(exc)])
