@@ -365,17 +365,17 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``dgating`` console script; returns the exit status."""
-    if argv is None:
-        import signal
-
-        argv = sys.argv[1:]
-        signal.signal(signal.SIGTERM, _interrupt)  # clean up temporary files and workers
-    argv = list(argv)
+    console = argv is None
+    argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     if command not in SUBCOMMANDS:
         return run_guarded("dgating", lambda: _top_level(argv, command))
 
     def run() -> int:
+        if console:  # SIGTERM cleans up like Ctrl-C (temporary files, workers); inside the guard
+            import signal
+
+            signal.signal(signal.SIGTERM, _interrupt)
         args, extra = build_parser(command).parse_known_args(argv)
         if extra:
             raise InputError(f"unrecognized arguments: {' '.join(extra)}")
@@ -389,7 +389,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             _stop_budget()
 
-    return run_guarded(f"dgating {command}", run)
+    status = run_guarded(f"dgating {command}", run)
+    if console and status == 130:
+        # CPython remembers a KeyboardInterrupt raised inside code it ran with PyRun_* (e.g.
+        # while importing) and would end the process with SIGINT although it was handled; the
+        # cleanup has run, so leave with the documented status.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(130)
+    return status
 
 
 def _top_level(argv: list[str], command: str | None) -> int:

@@ -207,5 +207,5 @@ def test_sigterm_is_130_without_traceback():
         out, err = proc.communicate(timeout=30)
     finally:
         proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert_one_line(err, "dgating flow: interrupted")
