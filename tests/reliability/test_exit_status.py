@@ -209,3 +209,57 @@ def test_sigterm_is_130_without_traceback():
         proc.kill()
     assert proc.returncode == 130, err
     assert_one_line(err, "dgating flow: interrupted")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"converged": False, "message": "max iterations"}, "not converged (max iterations)"),
+        ({"objective": float("inf")}, "objective is inf"),
+        ({"objective": float("nan")}, "objective is nan"),
+    ],
+)
+def test_untrustworthy_solve_is_exit_1_with_the_result(capsys, monkeypatch, change, reason):
+    import dataclasses
+
+    import dgating.solvers
+
+    real = dgating.solvers.solve
+    monkeypatch.setattr(
+        dgating.solvers, "solve", lambda *a, **k: dataclasses.replace(real(*a, **k), **change)
+    )
+    argv = ["solve", str(EXAMPLE), "--depth", "3", "--lam", "0.1", "--json"]
+    code, out, err, _ = run_case(capsys, argv)
+    assert code == 1
+    assert_one_line(err, "dgating solve: result not trustworthy: ")
+    assert reason in err
+    assert len(json.loads(out)["w"]) == 40  # written, NaN/inf as null
+
+
+def test_failed_certificate_is_exit_1(capsys, monkeypatch):
+    import dataclasses
+
+    import dgating.certificates
+
+    real = dgating.certificates.certify
+    monkeypatch.setattr(
+        dgating.certificates,
+        "certify",
+        lambda *a, **k: dataclasses.replace(real(*a, **k), passed=False),
+    )
+    code, _, err, _ = run_case(capsys, ["solve", str(EXAMPLE), "--depth", "3", "--lam", "0.1"])
+    assert code == 1
+    assert_one_line(err, "dgating solve: result not trustworthy: certificate failed")
+
+
+def test_extra_arrays_in_the_data_file_are_never_read(capsys, tmp_path):
+    from .harness import fake_npy_member
+
+    path = tmp_path / "extra.npz"
+    with np.load(EXAMPLE) as data:
+        np.savez(path, X=data["X"], y=data["y"], groups=data["groups"])
+    # 10^10 float64 entries (80 GB) if decompressed; the member holds 16 bytes.
+    fake_npy_member(path, "junk", (100_000, 100_000))
+    code, out, err, seconds = run_case(capsys, ["solve", str(path), "--depth", "3", "--lam", "0.1"])
+    assert code == 0 and err == "" and "certificate      passed" in out
+    assert seconds < 20
