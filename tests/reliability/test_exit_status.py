@@ -263,3 +263,37 @@ def test_extra_arrays_in_the_data_file_are_never_read(capsys, tmp_path):
     code, out, err, seconds = run_case(capsys, ["solve", str(path), "--depth", "3", "--lam", "0.1"])
     assert code == 0 and err == "" and "certificate      passed" in out
     assert seconds < 20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server", ["refusing", "silent"])
+def test_unusable_scheduler_is_exit_2_within_the_connect_timeout(capsys, tmp_path, server):
+    import socket
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    if server == "silent":
+        sock.listen(5)  # accepts connections, never answers the dask handshake
+    else:
+        sock.close()
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    argv = [
+        "simulate",
+        "--config",
+        str(config),
+        "--out",
+        str(tmp_path / "o"),
+        "--no-progress",
+        "--scheduler",
+        f"tcp://127.0.0.1:{port}",
+    ]
+    try:
+        code, _, err, seconds = run_case(capsys, argv, bound=60)
+    finally:
+        sock.close()
+    assert code == 2
+    assert_one_line(err, "dgating simulate: error: `--scheduler` must be a reachable dask")
+    assert seconds < 30
+    assert not list((tmp_path / "o" / "configs").glob("*.json"))

@@ -523,9 +523,33 @@ def check_scheduler(address: object) -> str:
     return address
 
 
+@contextlib.contextmanager
+def _hard_deadline(seconds: float, what: str) -> Iterator[None]:
+    """Raise :class:`TimeoutError` in the main thread after ``seconds`` (a SIGALRM timer), for
+    library calls whose own timeouts do not cover every wait; elsewhere a no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"{what} did not finish within {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 def _dask_client(address: str):
-    """Connect to a dask scheduler within :data:`CONNECT_TIMEOUT` seconds (also the handshake),
-    or raise an input error naming the address."""
+    """Connect to a dask scheduler within :data:`CONNECT_TIMEOUT` seconds, handshake included
+    (a server that accepts but never answers is cut off by :func:`_hard_deadline`), or raise an
+    input error naming the address."""
     import dask
     from distributed import Client
 
@@ -533,7 +557,8 @@ def _dask_client(address: str):
     timeout = f"{CONNECT_TIMEOUT}s"
     with dask.config.set({"distributed.comm.timeouts.connect": timeout}):
         try:
-            return Client(address, timeout=timeout)
+            with _hard_deadline(CONNECT_TIMEOUT + 2, "the connection and handshake"):
+                return Client(address, timeout=timeout)
         except (OSError, TimeoutError) as exc:
             raise InvalidParameterError(
                 f"`--scheduler` must be a reachable dask scheduler; got {address!r} "
