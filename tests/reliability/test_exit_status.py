@@ -73,25 +73,16 @@ def test_overlapping_logistic_is_exit_0(capsys, tmp_path, overlapping):
     assert json.loads(out)["converged"]
 
 
+#: A stiff flow (w ~ S^D with S = 10) that would run for many minutes.
+STIFF_FLOW = ["flow", str(EXAMPLE), "--depth", "3", "--lam", "0.1", "--t-end", "100"]
+STIFF_FLOW += ["--init-scale", "10"]
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["solve", str(EXAMPLE), "--depth", "3", "--lam", "0.1", "--max-seconds", "1e-6"],
-        # A stiff flow (w ~ S^D with S = 10) that would run for many minutes.
-        [
-            "flow",
-            str(EXAMPLE),
-            "--depth",
-            "3",
-            "--lam",
-            "0.1",
-            "--t-end",
-            "100",
-            "--init-scale",
-            "10",
-            "--max-seconds",
-            "1",
-        ],
+        [*STIFF_FLOW, "--max-seconds", "1"],
         ["derive", "--depth", "16", "--group-size", "12", "--max-seconds", "0.5"],
     ],
     ids=["solve", "flow", "derive"],
@@ -183,18 +174,7 @@ def _catches_sigterm(pid: int) -> bool:
 
 def test_sigterm_is_130_without_traceback():
     proc = subprocess.Popen(
-        _cli(
-            "flow",
-            str(EXAMPLE),
-            "--depth",
-            "3",
-            "--lam",
-            "0.1",
-            "--t-end",
-            "100",
-            "--init-scale",
-            "10",
-        ),
+        _cli(*STIFF_FLOW),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
