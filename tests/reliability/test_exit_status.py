@@ -277,3 +277,22 @@ def test_unusable_scheduler_is_exit_2_within_the_connect_timeout(capsys, tmp_pat
     assert_one_line(err, "dgating simulate: error: `--scheduler` must be a reachable dask")
     assert seconds < 30
     assert not list((tmp_path / "o" / "configs").glob("*.json"))
+
+
+def test_failed_sweep_configurations_are_exit_1_with_the_table(capsys, monkeypatch, tmp_path):
+    import dgating.simulations.sweep as sweep
+
+    real = sweep.run_configuration
+    monkeypatch.setattr(sweep, "run_configuration", lambda c: {**real(c), "status": -1})
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY)
+    out = tmp_path / "o"
+    argv = ["simulate", "--config", str(config), "--out", str(out), "--no-progress"]
+    code, _, err, _ = run_case(capsys, argv)
+    assert code == 1
+    assert_one_line(err, "dgating simulate: result not trustworthy: 1 configurations failed")
+    assert (out / "results.csv").is_file() and (out / "summary.json").is_file()
+    # Negative control: the same sweep, recomputed without the failure, is exit 0.
+    monkeypatch.setattr(sweep, "run_configuration", real)
+    code, _, err, _ = run_case(capsys, [*argv[:4], str(tmp_path / "o2"), "--no-progress"])
+    assert code == 0 and err == ""
