@@ -282,8 +282,7 @@ def test_unusable_scheduler_is_exit_2_within_the_connect_timeout(capsys, tmp_pat
 def test_failed_sweep_configurations_are_exit_1_with_the_table(capsys, monkeypatch, tmp_path):
     import dgating.simulations.sweep as sweep
 
-    real = sweep.run_configuration
-    monkeypatch.setattr(sweep, "run_configuration", lambda c: {**real(c), "status": -1})
+    monkeypatch.setattr(sweep, "MAX_STEPS", 20)  # the flow cannot finish in 20 steps
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)
     out = tmp_path / "o"
@@ -292,7 +291,9 @@ def test_failed_sweep_configurations_are_exit_1_with_the_table(capsys, monkeypat
     assert code == 1
     assert_one_line(err, "dgating simulate: result not trustworthy: 1 configurations failed")
     assert (out / "results.csv").is_file() and (out / "summary.json").is_file()
-    # Negative control: the same sweep, recomputed without the failure, is exit 0.
-    monkeypatch.setattr(sweep, "run_configuration", real)
+    (row,) = [json.loads(p.read_text()) for p in (out / "configs").glob("*.json")]
+    assert row["status"] == -1 and row["message"].startswith("step budget of 20 exhausted")
+    # Negative control: the same sweep with the default budget finishes, exit 0.
+    monkeypatch.setattr(sweep, "MAX_STEPS", 200_000)
     code, _, err, _ = run_case(capsys, [*argv[:4], str(tmp_path / "o2"), "--no-progress"])
     assert code == 0 and err == ""

@@ -118,6 +118,11 @@ def make_problem(
     return GroupedProblem(X, y, labels, loss)
 
 
+#: Runge-Kutta steps allowed per configuration (scipy backend): a flow too stiff to finish (e.g. a
+#: large ``init_scale`` at a large depth) is recorded as failed instead of running for hours.
+MAX_STEPS = 200_000
+
+
 @dataclass(frozen=True)
 class Configuration:
     """One point of a sweep grid (all fields are plain JSON types)."""
@@ -349,6 +354,7 @@ def run_configuration(config: Configuration) -> dict:
             atol=1e-12,
             t_eval=t_eval,
             throw=False,
+            max_steps=MAX_STEPS,
         )
     row.update(status=res.status, nfev=res.nfev, message=res.message)
     if res.success:
