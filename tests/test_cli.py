@@ -79,13 +79,13 @@ def test_logistic_loss_via_cli(tmp_path, capsys):
 
 
 BAD = [
-    (["--depth", "1", "--lam", "0.1"], "`depth` must be an integer >= 2; got 1.0"),
-    (["--depth", "2.5", "--lam", "0.1"], "`depth` must be an integer >= 2; got 2.5"),
-    (["--depth", "3", "--lam", "-1"], "`lam` must be a finite number >= 0; got -1.0"),
-    (["--depth", "3", "--lam", "nan"], "`lam` must be a finite number >= 0; got nan"),
+    (["--depth", "1", "--lam", "0.1"], "`--depth` must be an integer >= 2; got 1.0"),
+    (["--depth", "2.5", "--lam", "0.1"], "`--depth` must be an integer >= 2; got 2.5"),
+    (["--depth", "3", "--lam", "-1"], "`--lam` must be a finite number >= 0; got -1.0"),
+    (["--depth", "3", "--lam", "nan"], "`--lam` must be a finite number >= 0; got nan"),
     (["--depth", "3", "--lam", "x"], "argument --lam: expected a number; got 'x'"),
     (["--depth", "3", "--lam", "0.1", "--method", "sgd"], "Unknown `--method` 'sgd'"),
-    (["--depth", "3", "--lam", "0.1", "--loss", "hinge"], "Unknown `loss` 'hinge'"),
+    (["--depth", "3", "--lam", "0.1", "--loss", "hinge"], "Unknown `--loss` 'hinge'"),
 ]
 
 

@@ -1,15 +1,25 @@
-"""Output helpers shared by every command that writes results: strict JSON and atomic files."""
+"""Output helpers shared by every command that writes results: strict JSON and atomic files.
+
+Every file the package writes goes through :func:`atomic_target`: a unique temporary file in the
+destination folder (created with ``O_EXCL``, so a planted file or symlink is never followed), given
+the ordinary mode ``0o666 & ~umask``, flushed to disk and renamed over the target with
+:func:`os.replace` (which replaces a symlink at the target instead of writing through it). A kill at
+any moment leaves the old file or the whole new one, never a partial or empty file.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["json_safe", "write_atomic"]
+__all__ = ["atomic_target", "json_safe", "save_figure_atomic", "write_atomic"]
 
 
 def json_safe(x: object) -> object:
@@ -34,19 +44,66 @@ def json_safe(x: object) -> object:
     return x
 
 
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a temporary file in the same folder, flushed to disk,
-    then :func:`os.replace`. A reader (or a resumed run) sees the old file or the whole new one,
-    never a partial write; the temporary file is removed if writing fails."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_target(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a unique temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    For writers that take a file name or need a real file (``savefig``, :func:`numpy.savez`). The
+    temporary file is ``.NAME.RANDOM.tmp`` (pass the format explicitly to writers that guess it
+    from the extension; :func:`save_figure_atomic` does). On any exception
+    (including :class:`KeyboardInterrupt`) the temporary file is removed and ``path`` is untouched.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> target = pathlib.Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_target(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            fh.write(text)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: str | os.PathLike, text: str | bytes) -> Path:
+    """Write ``text`` (or bytes) to ``path`` atomically (see :func:`atomic_target`): a reader or a
+    resumed run sees the old file or the whole new one, never a partial write; the temporary file
+    is removed if writing fails."""
+    path = Path(path)
+    if not isinstance(text, str | bytes):
+        raise TypeError(f"`text` must be str or bytes; got {type(text).__name__}.")
+    with atomic_target(path) as tmp:
+        if isinstance(text, bytes):
+            tmp.write_bytes(text)
+        else:
+            with open(tmp, "w", newline="") as fh:
+                fh.write(text)
+    return path
+
+
+def save_figure_atomic(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path:
+    """``fig.savefig(path, **kwargs)`` through :func:`atomic_target`: a kill never leaves an empty
+    or partial PDF/PNG, and a symlink at ``path`` is replaced, not written through."""
+    path = Path(path)
+    kwargs.setdefault("format", path.suffix.lstrip(".") or None)
+    with atomic_target(path) as tmp:
+        fig.savefig(tmp, **kwargs)
     return path

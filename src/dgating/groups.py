@@ -69,7 +69,9 @@ class Groups:
         present = np.unique(labels[labels >= 0])
         n_groups = int(present.size)
         if n_groups and present[-1] != n_groups - 1:
-            missing = sorted(set(range(int(present[-1]) + 1)) - set(present.tolist()))
+            # The first missing labels lie below n_groups + 5: never build range(max label).
+            candidates = np.arange(min(int(present[-1]) + 1, n_groups + 5))
+            missing = np.setdiff1d(candidates, present).tolist()
             raise InvalidParameterError(
                 f"`groups` labels must be 0..J-1 with no gaps; got labels up to "
                 f"{int(present[-1])} with {missing[:5]} missing."

@@ -22,11 +22,11 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import InputError, InvalidParameterError, check_array, check_choice
+from ._validation import LIMITS, InputError, InvalidParameterError, check_array, check_choice
 from .groups import Groups
 from .losses import Loss, get_loss
 
-__all__ = ["GroupedProblem", "Problem", "TorchProblem", "load_problem"]
+__all__ = ["GroupedProblem", "Problem", "TorchProblem", "load_problem", "no_minimiser"]
 
 
 def _check_design(X: object) -> np.ndarray | sp.csc_array:
@@ -261,8 +261,55 @@ class TorchProblem(Problem):
         return hv.numpy()
 
 
+def _read_member(data: np.lib.npyio.NpzFile, key: str, path: Path) -> np.ndarray:
+    """Read one array of an open ``.npz`` after checking its header: a real numeric dtype and
+    at most ``LIMITS["elements"]`` entries, so that nothing absurd is decompressed."""
+    from numpy.lib import format as npy_format
+
+    try:
+        with data.zip.open(f"{key}.npy") as fh:
+            version = npy_format.read_magic(fh)
+            read = {(1, 0): npy_format.read_array_header_1_0}.get(
+                version, npy_format.read_array_header_2_0
+            )
+            shape, _, dtype = read(fh)
+    except Exception as exc:  # a member that is not an .npy array
+        raise InvalidParameterError(
+            f"`DATA` array {key!r} must be a .npy array; got '{path}' ({type(exc).__name__})."
+        ) from None
+    if dtype.kind not in "biuf":
+        raise InvalidParameterError(
+            f"`DATA` array {key!r} must be real numbers (bool, int or float); got dtype "
+            f"{dtype} in '{path}'."
+        )
+    size = int(np.prod(shape, dtype=object))
+    if size > LIMITS["elements"]:
+        raise InvalidParameterError(
+            f"`DATA` array {key!r} must have at most {LIMITS['elements']:,} entries; got shape "
+            f"{shape} in '{path}'."
+        )
+    try:
+        arr = data[key]
+    except Exception as exc:  # truncated or corrupt compressed data
+        raise InvalidParameterError(
+            f"`DATA` array {key!r} must be readable; got '{path}' ({type(exc).__name__}: {exc})."
+        ) from None
+    if key != "groups" and arr.size and np.all(np.isfinite(arr)):
+        big = float(np.max(np.abs(arr)))
+        if big > LIMITS["magnitude"]:
+            raise InvalidParameterError(
+                f"`DATA` array {key!r} must have entries of magnitude <= {LIMITS['magnitude']:g}; "
+                f"got {big:.3g} in '{path}' (rescale the data)."
+            )
+    return arr
+
+
 def load_problem(path: str | Path, loss: str = "squared") -> GroupedProblem:
     """Read a :class:`GroupedProblem` from an ``.npz`` file holding ``X``, ``y`` and ``groups``.
+
+    Only these three arrays are read, each after its header is checked (real numeric dtype, at
+    most ``LIMITS["elements"]`` entries); other arrays in the file are ignored unread. ``X`` and
+    ``y`` must be finite with magnitudes at most ``LIMITS["magnitude"]``.
 
     Parameters
     ----------
@@ -279,7 +326,8 @@ def load_problem(path: str | Path, loss: str = "squared") -> GroupedProblem:
     Raises
     ------
     InvalidParameterError
-        If the file is missing, unreadable, lacks a key, or holds invalid arrays.
+        If the file is missing, unreadable, lacks a key, or holds invalid arrays (complex,
+        object, string, non-finite, oversized or absurdly scaled).
     """
     check_choice(loss, "loss", ("squared", "logistic"))
     path = Path(path)
@@ -288,16 +336,65 @@ def load_problem(path: str | Path, loss: str = "squared") -> GroupedProblem:
             f"`DATA` must be an existing .npz file; got '{path}' (not found)."
         )
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
+        data = np.load(path, allow_pickle=False)
     except Exception as exc:  # any unreadable file becomes one input error
         raise InvalidParameterError(
             f"`DATA` must be a readable .npz file; got '{path}' ({type(exc).__name__}: {exc})."
         ) from None
-    missing = [k for k in ("X", "y", "groups") if k not in arrays]
-    if missing:
+    if not isinstance(data, np.lib.npyio.NpzFile):
         raise InvalidParameterError(
-            f"`DATA` must hold the arrays X, y and groups; got '{path}' without "
-            f"{', '.join(missing)}."
+            f"`DATA` must be a .npz file (np.savez); got '{path}' (a single .npy array)."
         )
+    with data:
+        missing = [k for k in ("X", "y", "groups") if k not in data.files]
+        if missing:
+            raise InvalidParameterError(
+                f"`DATA` must hold the arrays X, y and groups; got '{path}' without "
+                f"{', '.join(missing)}."
+            )
+        arrays = {k: _read_member(data, k, path) for k in ("X", "y", "groups")}
     return GroupedProblem(arrays["X"], arrays["y"], arrays["groups"], loss)
+
+
+def no_minimiser(problem: GroupedProblem, lam: float, tol: float = 1e-7) -> bool:
+    r"""Whether :math:`L_w = L_0 + \lambda\sum_j\|w_j\|^{2/D}` has no minimiser because the
+    logistic loss decreases forever along a direction.
+
+    For the logistic loss with margins :math:`m_i(d) = y_i x_i^\top d`, if some direction
+    :math:`d` has :math:`m_i(d) \ge 0` for every :math:`i` and :math:`m_i(d) > 0` for one, then
+    :math:`L_0(v + t d)` is strictly decreasing in :math:`t` for every :math:`v`, so no point is a
+    minimiser (the data are (quasi-)separable). With :math:`\lambda > 0` the penalty is coercive
+    on the penalised groups and only directions in the unpenalised features (label ``-1``) count.
+    Conversely, if no such direction exists the loss is coercive on the relevant subspace modulo
+    its null space and a minimiser exists. Decided by the linear programme
+    :math:`\max \sum_i m_i(d)` subject to :math:`0 \le m_i(d) \le 1`, whose optimum is positive
+    exactly in the separable case. The squared loss always has a minimiser.
+
+    Examples
+    --------
+    >>> X = np.array([[1.0], [2.0]])
+    >>> no_minimiser(GroupedProblem(X, np.array([1.0, 1.0]), np.array([0]), "logistic"), 0.0)
+    True
+    >>> no_minimiser(GroupedProblem(X, np.array([1.0, -1.0]), np.array([0]), "logistic"), 0.0)
+    False
+    """
+    from scipy.optimize import linprog
+
+    if problem.loss.name != "logistic":
+        return False
+    free = np.ones(problem.n_features, bool) if lam == 0 else ~problem.groups.penalised
+    if not free.any():
+        return False
+    A = problem.y[:, None] * problem.X[:, free]
+    scale = np.abs(A).max()
+    if scale == 0:
+        return False
+    A = A / scale
+    res = linprog(
+        -A.sum(axis=0),
+        A_ub=np.vstack([A, -A]),
+        b_ub=np.concatenate([np.ones(len(A)), np.zeros(len(A))]),
+        bounds=(None, None),
+        method="highs",
+    )
+    return bool(res.status == 0 and -res.fun > tol)

@@ -37,4 +37,4 @@ def test_nn_experiment_json(capsys):
 def test_nn_experiment_bad_input_exits_2(capsys):
     assert main(["nn-experiment", "--quick", "--seeds", "0"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "`seeds` must be a positive integer" in err
+    assert err.count("\n") == 1 and "`--seeds` must be an integer in [1, 1000]" in err

@@ -112,9 +112,9 @@ def test_cli_small_run_writes_json(tmp_path, capsys):
     "argv, message",
     [
         (["verify", "--suite", "huge"], "Unknown `--suite` 'huge'"),
-        (["verify", "--depth", "1"], "`--depth` must be an integer >= 2; got 1.0."),
-        (["verify", "--problem", "nope"], "Unknown `problem` 'nope'"),
-        (["verify", "--jobs", "0"], "`--jobs` must be a positive integer; got 0."),
+        (["verify", "--depth", "1"], "`--depth` must be an integer in [2, 32]; got 1.0."),
+        (["verify", "--problem", "nope"], "Unknown `--problem` 'nope'"),
+        (["verify", "--jobs", "0"], "`--jobs` must be an integer in [1, 256]; got 0."),
     ],
 )
 def test_cli_bad_input_exits_2(argv, message, capsys):

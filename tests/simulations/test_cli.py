@@ -76,7 +76,10 @@ def test_flow_batched_backend_and_empty_class_is_null(capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--depth", "1", "--lam", "0.3", "--t-end", "5"], "`--depth` must be an integer >= 2"),
+        (
+            ["--depth", "1", "--lam", "0.3", "--t-end", "5"],
+            "`--depth` must be an integer in [2, 32]",
+        ),
         (["--depth", "3", "--lam", "-1", "--t-end", "5"], "`--lam` must be a finite number >= 0"),
         (["--depth", "3", "--lam", "0.3", "--t-end", "0"], "`--t-end` must be a finite number"),
         (

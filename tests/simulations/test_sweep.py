@@ -55,7 +55,7 @@ def test_config_file_and_builtins(tmp_path):
         load_sweep_config(bad)
     with pytest.raises(InvalidParameterError, match="`--config` must be a TOML file"):
         load_sweep_config(tmp_path / "missing.toml")
-    with pytest.raises(InvalidParameterError, match="`depths` must be an integer >= 2"):
+    with pytest.raises(InvalidParameterError, match=r"`depths` must be an integer in \[2, 32\]"):
         SweepConfig(depths=(1,))
 
 

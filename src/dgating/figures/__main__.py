@@ -8,8 +8,8 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments (here and nowhere else) and render the figures."""
-    from ..cli import _Parser
-    from ._cli import DEFAULT_OUT, _run_figures
+    from ..cli import DEFAULT_OUT, _Parser
+    from ._cli import _run_figures
 
     parser = _Parser(prog="python -m dgating.figures", description="Draw the dgating figures.")
     parser.add_argument("only", nargs="*", metavar="NAME", help="figure names or labels")
@@ -17,14 +17,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--list", action="store_true")
-    args = parser.parse_args(argv)
-    from .._validation import InputError
+    from ..cli import run_guarded
 
-    try:
+    def run() -> int:
+        args = parser.parse_args(argv)
         return _run_figures(argparse.Namespace(**{**vars(args), "only": args.only or None}))
-    except InputError as exc:
-        print(f"python -m dgating.figures: error: {exc}", file=sys.stderr)
-        return 2
+
+    return run_guarded("python -m dgating.figures", run)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,14 +10,14 @@ import sys
 
 __all__ = ["register"]
 
-DEFAULT_OUT = "dgating-output"
+from ..cli import DEFAULT_OUT, HELP
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating figures`` and ``dgating reproduce``."""
     p = subparsers.add_parser(
         "figures",
-        help="draw the theory figures (OUT/figures: vector PDF and PNG; OUT/data: cached .npz)",
+        help=HELP["figures"],
         description="Compute (or load from the cache) and draw the figures F1-F10.",
     )
     p.add_argument(
@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     r = subparsers.add_parser(
         "reproduce",
-        help="derive, simulate, verify, train, draw; write a self-contained HTML report",
+        help=HELP["reproduce"],
         description="Run the whole pipeline (theory derivations, simulation sweep, numerical "
         "verification, network experiments, all figures) and write OUT/report.html with the "
         "tidy data. Re-running reuses cached results. Exit status 0 when every check passes, "
@@ -75,12 +75,15 @@ def _run_figures(args: argparse.Namespace) -> int:
         for name, spec in FIGURES.items():
             print(f"{spec.label:>3}  {name:<18}  {spec.title}")
         return 0
+    from .._validation import check_output_dir
+
     only = resolve_names(args.only)
+    out = check_output_dir(args.out, "--out")
 
     def log(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
 
-    results = render_all(args.out, only=only, quick=args.quick, force=args.force, progress=log)
+    results = render_all(out, only=only, quick=args.quick, force=args.force, progress=log)
     for res in results:
         print(res.pdf)
         print(res.png)
@@ -88,13 +91,19 @@ def _run_figures(args: argparse.Namespace) -> int:
 
 
 def _run_reproduce(args: argparse.Namespace) -> int:
+    from .._validation import check_output_dir
+    from ..cli import untrustworthy
     from ._reproduce import reproduce
 
+    out = check_output_dir(args.out, "--out")
     argv = (
         ["reproduce", "--out", str(args.out)]
         + (["--quick"] if args.quick else [])
         + (["--force"] if args.force else [])
     )
-    res = reproduce(args.out, quick=args.quick, force=args.force, argv=argv)
+    res = reproduce(out, quick=args.quick, force=args.force, argv=argv)
     print(res.report)
-    return 0 if res.passed else 1
+    reasons = [f"{res.n_failed} of {res.n_checks} checks failed"] if res.n_failed else []
+    broken = [s.name for s in res.steps if s.status != "ok"]
+    reasons += [f"steps did not run: {broken}"] if broken else []
+    return untrustworthy("reproduce", reasons)

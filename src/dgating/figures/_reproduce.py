@@ -203,8 +203,9 @@ def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[st
         config = dict(step.quick_config if quick else step.config)
         key = config_hash(step.name, config, code_fingerprint(step.run))
         path = out / "cache" / f"{step.name}-{key}.json"
-        if path.is_file() and not force:
-            result, cached, status = json.loads(path.read_text()), True, "ok"
+        result = None if force else _cached_result(path)
+        if result is not None:
+            cached, status = True, "ok"
         else:
             cached = False
             try:
@@ -218,6 +219,16 @@ def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[st
     src = "cached" if cached else ("computed" if status == "ok" else status)
     log(f"[{step.name:<22}] {seconds:7.2f} s  {src}")
     return StepRecord(step.name, step.description, config, seconds, cached, status, result)
+
+
+def _cached_result(path: Path) -> dict | None:
+    """The cached step result at ``path``, or ``None`` if it is missing or unreadable (a
+    truncated or foreign file is recomputed, never trusted)."""
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) else None
 
 
 def _config_dict(config: Any) -> dict:

@@ -139,7 +139,9 @@ def shared_legend(fig, axes, *, own: bool, extra=(), ncols: int = 4, loc: str = 
 
 
 def save_figure(fig, stem: Path) -> tuple[Path, Path]:
-    """Write ``stem.pdf`` (vector) and ``stem.png``; return both paths."""
+    """Write ``stem.pdf`` (vector) and ``stem.png`` atomically; return both paths."""
+    from .._io import save_figure_atomic
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     pdf, png = stem.with_suffix(".pdf"), stem.with_suffix(".png")
@@ -151,8 +153,8 @@ def save_figure(fig, stem: Path) -> tuple[Path, Path]:
     font_logger.setLevel(logging.ERROR)
     try:
         with style():
-            fig.savefig(pdf, metadata={"CreationDate": None})
-            fig.savefig(png)
+            save_figure_atomic(fig, pdf, metadata={"CreationDate": None})
+            save_figure_atomic(fig, png)
     finally:
         font_logger.setLevel(level)
     return pdf, png

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import json
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .._io import atomic_target
 from .._validation import InvalidParameterError
 
 __all__ = [
@@ -280,9 +282,8 @@ def save_npz(path: Path, data: Mapping[str, Any]) -> None:
     for k, v in arrays.items():
         if v.dtype == object:
             raise InvalidParameterError(f"data key {k!r} must be a numeric or string array.")
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    tmp.replace(path)
+    with atomic_target(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def load_npz(path: Path) -> dict[str, np.ndarray]:
@@ -304,7 +305,10 @@ def compute_cached(
     key = config_hash(name, config, code_fingerprint(compute))
     path = Path(data_dir) / f"{name}-{key}.npz"
     if path.is_file() and not force:
-        return load_npz(path), path, True
+        try:
+            return load_npz(path), path, True
+        except (OSError, ValueError, zipfile.BadZipFile):  # truncated or foreign: recompute
+            pass
     data = compute(config)
     save_npz(path, data)
     # Reload so that callers see exactly what a later cached run sees.

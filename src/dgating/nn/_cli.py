@@ -9,11 +9,11 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating nn-experiment``."""
-    from ..cli import number
+    from ..cli import HELP, number
 
     p = subparsers.add_parser(
         "nn-experiment",
-        help="sparsity-accuracy trade-offs: D-Gating vs subgradient, proximal SGD, pruning",
+        help=HELP["nn-experiment"],
         description="Train small MLPs on scikit-learn's digits (neuron groups) and wine "
         "(input-feature groups), and a small ResNet on digits (batch norm channel groups, exported "
         "models' parameter counts) with D-Gating (D = 2, 3, 4) and baselines over a lam grid; "
@@ -38,8 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from .._validation import LIMITS, check_choice, check_integer, check_output_dir, check_real
     from ..cli import print_json
     from .experiments import (
+        DATASETS,
         ExperimentConfig,
         format_table,
         quick_config,
@@ -49,16 +51,29 @@ def _run(args: argparse.Namespace) -> int:
     )
 
     cfg = quick_config() if args.quick else ExperimentConfig()
+    seeds = None if args.seeds is None else check_integer(args.seeds, "--seeds", 1, 1000)
+    lams = None if args.lams is None else [check_real(v, "--lams", 0.0, 1e3) for v in args.lams]
+    depths = (
+        None
+        if args.depths is None
+        else [check_integer(d, "--depths", 2, LIMITS["depth"]) for d in args.depths]
+    )
+    datasets = (
+        None
+        if args.datasets is None
+        else [check_choice(d, "--datasets", DATASETS) for d in args.datasets]
+    )
     overrides = {
-        "seeds": args.seeds,
-        "lams": None if args.lams is None else tuple(args.lams),
-        "depths": None if args.depths is None else tuple(args.depths),
-        "n_jobs": args.jobs,
-        "datasets": None if args.datasets is None else tuple(args.datasets),
+        "seeds": seeds,
+        "lams": None if lams is None else tuple(dict.fromkeys(lams)),
+        "depths": None if depths is None else tuple(dict.fromkeys(depths)),
+        "n_jobs": None if args.jobs is None else check_integer(args.jobs, "--jobs", 1, 256),
+        "datasets": None if args.datasets is None else tuple(dict.fromkeys(datasets)),
     }
+    out = None if args.out is None else check_output_dir(args.out, "--out")
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     rows = run_experiments(cfg, progress=not args.json)
-    paths = write_results(rows, args.out, cfg) if args.out else {}
+    paths = write_results(rows, out, cfg) if out is not None else {}
     if args.json:
         print_json(
             {

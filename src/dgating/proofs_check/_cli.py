@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import number, print_json
+from ..cli import HELP, number, print_json, untrustworthy
 
 __all__ = ["register"]
 
@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating verify``."""
     p = subparsers.add_parser(
         "verify",
-        help="check numerically that the local minima of L and L_w correspond",
+        help=HELP["verify"],
         description="Run the proofs-check suite: balancedness, both directions of the "
         "correspondence of local minima (certificates, Hessians, perturbation tests), values, "
         "multi-start statistics and negative controls. Exit status 1 if any check fails or any "
@@ -40,13 +40,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run_verify(args: argparse.Namespace) -> int:
     import json
 
-    from .._validation import check_choice, check_depth, check_positive
-    from .problems import SUITES
+    from .._validation import LIMITS, check_choice, check_integer, check_output_dir
+    from .problems import PROBLEMS, SUITES
     from .suite import run_suite
 
     check_choice(args.suite, "--suite", SUITES)
-    depths = None if args.depth is None else [check_depth(d, "--depth") for d in args.depth]
-    jobs = check_positive(args.jobs, "--jobs", integer=True)
+    depths = (
+        None
+        if args.depth is None
+        else list(
+            dict.fromkeys(check_integer(d, "--depth", 2, LIMITS["depth"]) for d in args.depth)
+        )
+    )
+    jobs = check_integer(args.jobs, "--jobs", 1, 256)
+    for name in args.problem or ():
+        check_choice(name, "--problem", PROBLEMS)
+    out = None if args.out is None else check_output_dir(args.out, "--out")
     res = run_suite(
         args.suite,
         depths,
@@ -55,12 +64,14 @@ def _run_verify(args: argparse.Namespace) -> int:
         n_jobs=jobs,
         progress=not args.no_progress,
     )
-    if args.out is not None:
-        paths = res.write(args.out)
+    if out is not None:
+        paths = res.write(out)
     if args.json:
         print_json(json.loads(res.to_json()))
     else:
         print(res.table())
-        if args.out is not None:
+        if out is not None:
             print("wrote " + ", ".join(str(p) for p in paths))
-    return 0 if res.passed else 1
+    return untrustworthy(
+        "verify", [] if res.passed else ["a check failed or a negative control passed"]
+    )

@@ -397,11 +397,12 @@ def _execute(tasks: list, n_jobs: int, progress: bool, desc: str) -> list:
         finally:
             torch.set_num_threads(threads)
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor, as_completed
+        from concurrent.futures import as_completed
 
-        ctx = mp.get_context("spawn")  # torch and fork do not mix
-        with ProcessPoolExecutor(n_jobs, mp_context=ctx, initializer=_init_worker) as pool:
+        from .._workers import worker_pool
+
+        # spawn (torch and fork do not mix); workers exit if this process is killed
+        with worker_pool(n_jobs, initializer=_init_worker) as pool:
             futures = {pool.submit(fn, *args): i for i, (fn, args) in enumerate(tasks)}
             for fut in as_completed(futures):
                 results[futures[fut]] = fut.result()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import number, print_json
+from ..cli import DEFAULT_OUT, HELP, add_budget_option, number, print_json, untrustworthy
 
 __all__ = ["register"]
 
@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating flow`` and ``dgating simulate``."""
     p = subparsers.add_parser(
         "flow",
-        help="integrate the gradient flow of the gated objective and measure its rates",
+        help=HELP["flow"],
         description="Integrate dz/dt = -grad L(z) for the D-gated objective on DATA.npz from a "
         "seeded unbalanced start (omega ~ N(0, S^2) per feature, gates ~ N(0, S^2), drawn with "
         "numpy.random.default_rng(SEED), omega first) and measure the decay rates of the "
@@ -32,19 +32,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--loss", default="squared", help="squared (default) or logistic")
     p.add_argument("--n-eval", type=int, default=400, help="output times (default 400)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_budget_option(p)
     p.set_defaults(handler=_run_flow)
 
     s = subparsers.add_parser(
         "simulate",
-        help="run a resumable sweep of flow rate measurements (local processes or dask)",
+        help=HELP["simulate"],
         description="Run the grid of a sweep configuration (a TOML file with a [sweep] table, "
         "or the built-in 'default' / 'quick'); one JSON file per configuration in OUT/configs, "
         "then OUT/results.csv and OUT/summary.json. Rerunning resumes.",
     )
     s.add_argument("--config", default="quick", help="TOML file, or 'default' / 'quick' (default)")
-    s.add_argument("--out", default="build/sweep", help="output directory (default build/sweep)")
+    s.add_argument(
+        "--out",
+        default=f"{DEFAULT_OUT}/sweep",
+        help=f"output directory (default {DEFAULT_OUT}/sweep)",
+    )
     s.add_argument("--workers", type=int, default=1, help="local processes (default 1)")
-    s.add_argument("--scheduler", default=None, help="dask.distributed scheduler address")
+    s.add_argument(
+        "--scheduler",
+        default=None,
+        help="dask.distributed scheduler address tcp://HOST:PORT (connect timeout 10 s)",
+    )
     s.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     s.set_defaults(handler=_run_simulate)
 
@@ -52,22 +61,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run_flow(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .._validation import InvalidParameterError, check_choice, check_depth, check_lam
+    from .._validation import (
+        LIMITS,
+        InvalidParameterError,
+        check_choice,
+        check_horizon,
+        check_integer,
+        check_lam,
+        check_real,
+        check_seed,
+    )
     from ..objectives import GatedObjective
     from ..problem import load_problem
-    from .flow import BACKENDS, initial_params, integrate_flow
+    from .flow import BACKENDS, INITS, initial_params, integrate_flow
     from .rates import flow_rates
 
-    depth = check_depth(args.depth, "--depth")
+    depth = check_integer(args.depth, "--depth", 2, LIMITS["depth"])
     lam = check_lam(args.lam, "--lam")
     if lam == 0:
         raise InvalidParameterError("`--lam` must be > 0 for rate measurements; got 0.")
     check_choice(args.backend, "--backend", BACKENDS)
-    if not (np.isfinite(args.t_end) and args.t_end > 0):
-        raise InvalidParameterError(f"`--t-end` must be a finite number > 0; got {args.t_end}.")
-    if args.n_eval < 10:
-        raise InvalidParameterError(f"`--n-eval` must be >= 10; got {args.n_eval}.")
+    check_choice(args.init, "--init", INITS)
+    check_choice(args.loss, "--loss", ("squared", "logistic"))
+    check_horizon(depth, lam, args.t_end, "--t-end")
+    check_integer(args.n_eval, "--n-eval", 10, LIMITS["n_eval"])
+    check_seed(args.seed, "--seed")
+    check_real(args.init_scale, "--init-scale", 0.0, LIMITS["init_scale"], lo_open=True)
+    check_real(args.rtol, "--rtol", 1e-14, 1e-2)
+    check_real(args.atol, "--atol", 1e-300, 1.0)
     problem = load_problem(args.data, loss=args.loss)
+    if problem.n_groups == 0:
+        raise InvalidParameterError(
+            "`DATA` groups must contain at least one penalised group (label >= 0) for a gated "
+            "flow; got every label -1."
+        )
     obj = GatedObjective(problem, depth, lam)
     params0 = initial_params(obj, init=args.init, seed=args.seed, init_scale=args.init_scale)
     t_eval = np.linspace(0.0, float(args.t_end), args.n_eval)
@@ -79,6 +106,7 @@ def _run_flow(args: argparse.Namespace) -> int:
         rtol=args.rtol,
         atol=args.atol,
         t_eval=t_eval,
+        throw=False,
     )
     rates = flow_rates(res, obj)
 
@@ -115,9 +143,13 @@ def _run_flow(args: argparse.Namespace) -> int:
         "init_scale": float(args.init_scale),
         "rtol": float(args.rtol),
     }
+    reasons = [] if res.success else [f"integration failed ({res.message})"]
+    if not np.all(np.isfinite(res.objective)):
+        reasons.append("non-finite objective along the flow")
+    reasons += [] if out["rate_imbalance"] is not None else ["no valid imbalance-rate window"]
     if args.json:
         print_json(out)
-        return 0
+        return untrustworthy("flow", reasons)
 
     def fmt(x):
         return "n/a" if x is None else f"{x:.8g}"
@@ -134,19 +166,21 @@ def _run_flow(args: argparse.Namespace) -> int:
         f"{fmt(out['rate_gap_vanishing_theory'])}   groups {out['vanishing_groups']}\n"
         f"  final gap        {res.gap[-1]:.3e}, support {out['support_final']}"
     )
-    return 0
+    return untrustworthy("flow", reasons)
 
 
 def _run_simulate(args: argparse.Namespace) -> int:
     import json
 
-    from .._validation import check_positive
-    from .sweep import load_sweep_config, run_sweep
+    from .._validation import check_integer, check_output_dir
+    from .sweep import check_scheduler, load_sweep_config, run_sweep
 
-    workers = check_positive(args.workers, "--workers", integer=True)
+    workers = check_integer(args.workers, "--workers", 1, 256)
     config = load_sweep_config(args.config)
+    out = check_output_dir(args.out, "--out")
+    scheduler = None if args.scheduler is None else check_scheduler(args.scheduler)
     res = run_sweep(
-        config, args.out, workers=workers, scheduler=args.scheduler, progress=not args.no_progress
+        config, out, workers=workers, scheduler=scheduler, progress=not args.no_progress
     )
     summary = json.loads(res.summary.read_text())
     print(
@@ -154,4 +188,5 @@ def _run_simulate(args: argparse.Namespace) -> int:
         f"{res.n_skipped} resumed, {summary['failed']} failed)\n"
         f"  table   {res.table}\n  summary {res.summary}"
     )
-    return 0 if summary["failed"] == 0 else 1
+    failed = summary["failed"]
+    return untrustworthy("simulate", [f"{failed} configurations failed"] if failed else [])

@@ -332,12 +332,13 @@ def _check_times(t_span, t_eval) -> tuple[float, float, np.ndarray]:
     return t0, t1, t_eval
 
 
-def _solve_scipy(fun, t0, t1, y0, t_eval, method, rtol, atol):
+def _solve_scipy(fun, t0, t1, y0, t_eval, method, rtol, atol, max_steps=None):
     """Step a scipy ``OdeSolver`` so that steps land on the output times.
 
     Explicit Runge-Kutta steps (``RK23``, ``RK45``, ``DOP853``) are shortened to end exactly on the
     next output time, so outputs are step ends rather than interpolant values (see
     :mod:`dgating.simulations.batched` for why). Other methods use ``solve_ivp``'s dense output.
+    ``max_steps`` bounds the Runge-Kutta steps: a stiff flow stops there with status -1.
     """
     from scipy.integrate import solve_ivp
     from scipy.integrate._ivp.ivp import METHODS
@@ -359,7 +360,12 @@ def _solve_scipy(fun, t0, t1, y0, t_eval, method, rtol, atol):
         zs.append(solver.y.copy())
         i += 1
     message = "reached t_end"
+    steps = 0
     while solver.status == "running":
+        if max_steps is not None and steps >= max_steps:
+            message = f"step budget of {max_steps} exhausted at t={solver.t:.6g}"
+            break
+        steps += 1
         if i < t_eval.size:
             gap = t_eval[i] - solver.t
             if 0 < gap < solver.h_abs:
@@ -389,6 +395,7 @@ def integrate_flow(
     atol: float = 1e-12,
     t_eval: Sequence[float] | np.ndarray | None = None,
     throw: bool = True,
+    max_steps: int | None = None,
 ) -> FlowResult:
     r"""Integrate the gradient flow :math:`\dot z = -\nabla L(z)` of a gated objective.
 
@@ -412,6 +419,9 @@ def integrate_flow(
     throw : bool, default=True
         Raise :class:`RuntimeError` if the integration fails; otherwise return the result with
         ``status = -1``.
+    max_steps : int, optional
+        Bound on the Runge-Kutta steps (scipy backend, explicit methods): a flow too stiff to
+        finish within it ends with ``status = -1`` (or raises, with ``throw``).
 
     Returns
     -------
@@ -430,7 +440,15 @@ def integrate_flow(
         return replace(res, t=t_eval) if t0 != 0.0 else res
     start = time.perf_counter()
     t_out, z, status, message, nfev = _solve_scipy(
-        objective.vector_field, t0, t1, objective.gating.pack(params0), t_eval, method, rtol, atol
+        objective.vector_field,
+        t0,
+        t1,
+        objective.gating.pack(params0),
+        t_eval,
+        method,
+        rtol,
+        atol,
+        max_steps,
     )
     seconds = time.perf_counter() - start
     if status != 0 and throw:

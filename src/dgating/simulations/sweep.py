@@ -43,13 +43,15 @@ and ``"quick"`` for ``--config``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import os
+import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from itertools import product
 from pathlib import Path
@@ -58,11 +60,14 @@ import numpy as np
 
 from .._io import json_safe, write_atomic
 from .._validation import (
+    LIMITS,
     InvalidParameterError,
     check_choice,
-    check_depth,
-    check_lam,
+    check_horizon,
+    check_integer,
     check_positive,
+    check_real,
+    check_seed,
 )
 
 __all__ = [
@@ -71,6 +76,7 @@ __all__ = [
     "Configuration",
     "SweepConfig",
     "SweepResult",
+    "check_scheduler",
     "load_sweep_config",
     "make_problem",
     "rate_grid",
@@ -112,6 +118,11 @@ def make_problem(
     return GroupedProblem(X, y, labels, loss)
 
 
+#: Runge-Kutta steps allowed per configuration (scipy backend): a flow too stiff to finish (e.g. a
+#: large ``init_scale`` at a large depth) is recorded as failed instead of running for hours.
+MAX_STEPS = 200_000
+
+
 @dataclass(frozen=True)
 class Configuration:
     """One point of a sweep grid (all fields are plain JSON types)."""
@@ -141,9 +152,26 @@ class Configuration:
         )
 
 
+#: Grid axes of a :class:`SweepConfig` and the check (and normalisation) of each value.
+_AXES = {
+    "depths": lambda v, name: check_integer(v, name, 2, LIMITS["depth"]),
+    "lams": lambda v, name: check_real(v, name, 0.0, 1e6, lo_open=True),
+    "seeds": check_seed,
+    "n_samples": lambda v, name: check_integer(v, name, 1, 1_000_000),
+    "n_features": lambda v, name: check_integer(v, name, 1, 100_000),
+    "n_groups": lambda v, name: check_integer(v, name, 1, 100_000),
+    "inits": lambda v, name: check_choice(v, name, ("random", "ridge")),
+    "losses": lambda v, name: check_choice(v, name, ("squared", "logistic")),
+}
+
+
 @dataclass(frozen=True)
 class SweepConfig:
     r"""A grid of flow configurations (see the module docstring for the TOML form).
+
+    Every value is checked up front (types, ranges and the bounds of
+    :data:`dgating._validation.LIMITS` that keep each flow's work bounded); repeated grid values
+    are computed once.
 
     Parameters
     ----------
@@ -178,39 +206,46 @@ class SweepConfig:
     backend: str = "scipy"
 
     def __post_init__(self) -> None:
-        for name in (
-            "depths",
-            "lams",
-            "seeds",
-            "n_samples",
-            "n_features",
-            "n_groups",
-            "inits",
-            "losses",
-        ):
+        for name, check in _AXES.items():
             value = getattr(self, name)
-            if isinstance(value, str | int | float):
+            if not isinstance(value, list | tuple):
                 value = (value,)
-            value = tuple(value)
             if not value:
                 raise InvalidParameterError(f"`{name}` must be a non-empty list; got [].")
+            # Checked, normalised (1 and 1.0 are one value) and deduplicated, in order.
+            value = tuple(dict.fromkeys(check(v, name) for v in value))
             object.__setattr__(self, name, value)
-        for d in self.depths:
-            check_depth(d, "depths")
-        for lam in self.lams:
-            if check_lam(lam, "lams") == 0:
-                raise InvalidParameterError("`lams` must be > 0 for rate measurements; got 0.")
-        for init in self.inits:
-            check_choice(init, "inits", ("random", "ridge"))
-        for loss in self.losses:
-            check_choice(loss, "losses", ("squared", "logistic"))
         check_choice(self.backend, "backend", ("scipy", "batched"))
-        check_positive(self.init_scale, "init_scale")
-        check_positive(self.decay, "decay")
-        check_positive(self.rtol, "rtol")
-        check_positive(self.n_eval, "n_eval", integer=True)
+        object.__setattr__(
+            self,
+            "init_scale",
+            check_real(self.init_scale, "init_scale", 0.0, LIMITS["init_scale"], lo_open=True),
+        )
+        object.__setattr__(
+            self, "decay", check_real(self.decay, "decay", 0.0, LIMITS["decay"], lo_open=True)
+        )
+        object.__setattr__(self, "rtol", check_real(self.rtol, "rtol", 1e-14, 1e-2))
+        object.__setattr__(
+            self, "n_eval", check_integer(self.n_eval, "n_eval", 10, LIMITS["n_eval"])
+        )
         if self.t_end is not None:
-            check_positive(self.t_end, "t_end")
+            for depth, lam in product(self.depths, self.lams):
+                check_horizon(depth, lam, self.t_end, "t_end")
+        for p, J in product(self.n_features, self.n_groups):
+            if J > p:
+                raise InvalidParameterError(
+                    f"`n_groups` must be <= n_features for every pair; got {J} > {p}."
+                )
+        elements = max(self.n_samples) * max(self.n_features)
+        if elements > LIMITS["elements"]:
+            raise InvalidParameterError(
+                f"`n_samples` x `n_features` must be <= {LIMITS['elements']:,}; got {elements:,}."
+            )
+        size = int(np.prod([len(getattr(self, name)) for name in _AXES]))
+        if size > LIMITS["grid"]:
+            raise InvalidParameterError(
+                f"the sweep grid must have at most {LIMITS['grid']:,} configurations; got {size:,}."
+            )
 
     def configurations(self) -> list[Configuration]:
         """All grid points, in a deterministic order."""
@@ -319,6 +354,7 @@ def run_configuration(config: Configuration) -> dict:
             atol=1e-12,
             t_eval=t_eval,
             throw=False,
+            max_steps=MAX_STEPS,
         )
     row.update(status=res.status, nfev=res.nfev, message=res.message)
     if res.success:
@@ -437,44 +473,155 @@ def run_sweep(
     -------
     SweepResult
     """
-    from tqdm.auto import tqdm
-
-    workers = check_positive(workers, "workers", integer=True)
+    workers = check_integer(workers, "workers", 1, 256)
     out = Path(out)
     cdir = out / "configs"
     cdir.mkdir(parents=True, exist_ok=True)
-    configs = config.configurations()
-    done = {c.key for c in configs if (cdir / f"{c.key}.json").is_file()}
-    todo = [c for c in configs if c.key not in done]
-    bar = tqdm(total=len(configs), initial=len(done), disable=not progress, desc="sweep")
+    with _folder_lock(out):
+        return _run_locked(config, out, cdir, workers, scheduler, progress)
 
-    def finish(row: dict) -> None:
-        write_atomic(cdir / f"{row['key']}.json", json.dumps(row, sort_keys=True))
-        bar.update(1)
 
+@contextlib.contextmanager
+def _folder_lock(out: Path) -> Iterator[None]:
+    """An exclusive :func:`fcntl.flock` on ``out/.lock`` for the duration of a sweep: a second run
+    on the same folder waits (saying so on stderr) and then resumes, instead of computing every
+    configuration a second time. The lock dies with its process, so a killed run never leaves
+    the folder locked."""
+    import fcntl
+
+    fd = os.open(out / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o666)
     try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"sweep: waiting for another run on '{out}' to finish", file=sys.stderr)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _finished_row(path: Path, key: str) -> dict | None:
+    """The row stored at ``path`` if it is a complete result of configuration ``key``; ``None``
+    (and the file removed, so that it is recomputed) if it is missing, truncated or foreign."""
+    try:
+        row = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        row = None
+    if isinstance(row, dict) and row.get("key") == key and isinstance(row.get("status"), int):
+        return row
+    path.unlink(missing_ok=True)
+    return None
+
+
+def check_scheduler(address: object) -> str:
+    """Return a dask scheduler address after checking its form ``PROTOCOL://HOST:PORT``."""
+    import re
+
+    if not isinstance(address, str) or not re.fullmatch(
+        r"(tcp|tls|ws|wss|ucx)://[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", address
+    ):
+        raise InvalidParameterError(
+            f"`--scheduler` must be an address like tcp://HOST:PORT; got {address!r}."
+        )
+    return address
+
+
+@contextlib.contextmanager
+def _hard_deadline(seconds: float, what: str) -> Iterator[None]:
+    """Raise :class:`TimeoutError` in the main thread after ``seconds`` (a SIGALRM timer), for
+    library calls whose own timeouts do not cover every wait; elsewhere a no-op."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"{what} did not finish within {seconds:g} s")
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _dask_client(address: str):
+    """Connect to a dask scheduler within :data:`CONNECT_TIMEOUT` seconds, handshake included
+    (a server that accepts but never answers is cut off by :func:`_hard_deadline`), or raise an
+    input error naming the address."""
+    import dask
+    from distributed import Client
+
+    check_scheduler(address)
+    timeout = f"{CONNECT_TIMEOUT}s"
+    with dask.config.set({"distributed.comm.timeouts.connect": timeout}):
+        try:
+            with _hard_deadline(CONNECT_TIMEOUT + 2, "the connection and handshake"):
+                return Client(address, timeout=timeout)
+        except (OSError, TimeoutError) as exc:
+            raise InvalidParameterError(
+                f"`--scheduler` must be a reachable dask scheduler; got {address!r} "
+                f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})."
+            ) from None
+
+
+#: Seconds to connect (and complete the handshake) to a dask scheduler.
+CONNECT_TIMEOUT = 10
+
+
+def _run_locked(config, out, cdir, workers, scheduler, progress) -> SweepResult:
+    from tqdm.auto import tqdm
+
+    for stale in cdir.glob(".*.tmp"):  # temporary files of a run killed while writing
+        stale.unlink(missing_ok=True)
+    configs = config.configurations()
+    finished = {c.key: _finished_row(cdir / f"{c.key}.json", c.key) for c in configs}
+    done = {key for key, row in finished.items() if row is not None}
+    todo = [c for c in configs if c.key not in done]
+    with contextlib.ExitStack() as stack:
+        # Connect first: an unreachable scheduler is an input error before any work or output.
+        client = None
         if todo and scheduler is not None:
-            from distributed import Client, as_completed
+            client = stack.enter_context(_dask_client(scheduler))
+        bar = stack.enter_context(
+            tqdm(total=len(configs), initial=len(done), disable=not progress, desc="sweep")
+        )
 
-            with Client(scheduler) as client:
-                futures = client.map(run_configuration, todo, pure=False)
-                for fut in as_completed(futures):
-                    finish(fut.result())
+        def finish(row: dict) -> None:
+            write_atomic(cdir / f"{row['key']}.json", json.dumps(row, sort_keys=True))
+            finished[row["key"]] = row
+            bar.update(1)
+
+        if client is not None:
+            from distributed import as_completed
+
+            futures = client.map(run_configuration, todo, pure=False)
+            for fut in as_completed(futures):
+                finish(fut.result())
         elif todo and workers > 1:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
+            from concurrent.futures import as_completed
 
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            from .._workers import worker_pool
+
+            with worker_pool(workers) as pool:
                 futures = [pool.submit(run_configuration, c) for c in todo]
-                for fut in as_completed(futures):
-                    finish(fut.result())
+                try:
+                    for fut in as_completed(futures):
+                        finish(fut.result())
+                except BaseException:  # interrupted: do not start the queued configurations
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
         else:
             for c in todo:
                 finish(run_configuration(c))
-    finally:
-        bar.close()
-    rows = [json.loads((cdir / f"{c.key}.json").read_text()) for c in configs]
+    rows = [finished[c.key] for c in configs]
     rows.sort(key=lambda r: r["key"])
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=_COLUMNS, extrasaction="ignore", lineterminator="\n")
