@@ -70,13 +70,12 @@ HELP = {
 EXIT_STATUS = {
     0: "success",
     1: "finished, but the result is not trustworthy (not converged, certificate or check "
-    "failed, non-finite values, no minimiser, budget exhausted); the result is still written "
-    "and one stderr line says why",
+    "failed, non-finite values, no minimiser, budget exhausted, stdout closed early, or an "
+    "internal error, whose traceback is saved to the file the line names); what was computed "
+    "is still written and one stderr line says why",
     2: "bad input or environment (option, config, data file, output path, scheduler): one "
     "stderr line naming what was expected and what was received, before any work starts",
-    3: "internal error: one stderr line with the path of the saved traceback",
     130: "interrupted (Ctrl-C or SIGTERM)",
-    141: "stdout was closed (e.g. `| head`): the run stops quietly",
 }
 
 
@@ -343,7 +342,8 @@ def run_guarded(prog: str, call: Callable[[], int]) -> int:
         return 130
     except BrokenPipeError:
         _silence_stdout()
-        return 141
+        print(f"{prog}: stdout was closed before the output was complete", file=sys.stderr)
+        return 1
     except OSError as exc:
         where = f" '{exc.filename}'" if exc.filename else ""
         print(
@@ -357,7 +357,7 @@ def run_guarded(prog: str, call: Callable[[], int]) -> int:
             f"(traceback saved to {path})",
             file=sys.stderr,
         )
-        return 3
+        return 1
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -1,5 +1,5 @@
-"""Exit statuses 1 (finished, not trustworthy), 3 (internal error), 130 and 141, and environment
-errors during the work (status 2): always one stderr line and no traceback."""
+"""Exit statuses 1 (finished, not trustworthy; internal errors and a closed stdout included), 130,
+and environment errors during the work (status 2): always one stderr line and no traceback."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_internal_error_is_one_line_with_a_saved_traceback(capsys, monkeypatch):
 
     monkeypatch.setattr(dgating.cli, "_run_solve", _raise(ZeroDivisionError("boom\nsecond")))
     code, _, err, _ = run_case(capsys, ["solve", str(EXAMPLE), "--depth", "2", "--lam", "1"])
-    assert code == 3
+    assert code == 1
     assert_one_line(err, "dgating solve: internal error: ZeroDivisionError: boom second")
     path = err.rsplit("traceback saved to ", 1)[1].rstrip(")\n")
     text = open(path).read()
@@ -147,7 +147,7 @@ def _cli(*args, **kw):
     return [sys.executable, "-m", "dgating.cli", *args]
 
 
-def test_closed_stdout_ends_quietly():
+def test_closed_stdout_is_one_line_and_exit_one():
     read, write = os.pipe()
     os.close(read)  # `| head` that has already exited
     try:
@@ -160,7 +160,8 @@ def test_closed_stdout_ends_quietly():
         )
     finally:
         os.close(write)
-    assert proc.returncode == 141 and proc.stderr == ""
+    assert proc.returncode == 1
+    assert proc.stderr == "dgating solve: stdout was closed before the output was complete\n"
 
 
 def _catches_sigterm(pid: int) -> bool:
