@@ -24,13 +24,19 @@ import sympy as sp
 
 from .._validation import check_depth, check_positive
 from .balancedness import balancedness_identity, imbalance_dynamics, sgd_recursion
-from .conservation import conservation_laws
-from .effective_penalty import amgm_chain, effective_penalty
+from .conservation import SpecConservationResult, conservation_laws, spec_conservation
+from .effective_penalty import (
+    SpecPenaltyResult,
+    amgm_chain,
+    effective_penalty,
+    spec_effective_penalty,
+)
 from .gap import gap_bound, gap_identity, surviving_gap_rate, vanishing_gap_rate
 from .parametrization import Parametrization, make_parametrization
+from .spec import MonomialSpec, builtin_spec
 from .steps import Step
 
-__all__ = ["Derivation", "derive"]
+__all__ = ["Derivation", "SpecDerivation", "derive", "derive_spec"]
 
 
 @dataclass(frozen=True)
@@ -174,38 +180,56 @@ class Derivation:
         """A standalone LaTeX document with every derivation step and its residual."""
         from .steps import _escape
 
-        head = [
-            r"\documentclass{article}",
-            r"\usepackage{amsmath,amssymb}",
-            r"\usepackage[margin=2cm]{geometry}",
-            r"\allowdisplaybreaks",
-            r"\begin{document}",
-            rf"\section*{{dgating derive: {_escape(self.spec.name)}, $D = {self.depth}$, "
-            rf"$p = {self.group_size}$}}",
-            "Weights: "
-            + ", ".join(rf"\({sp.latex(w)}\)" for w in self.spec.weights)
-            + ". Every residual below was simplified by sympy.",
-        ]
-        body = []
-        for title, steps in self.sections:
-            body.append(rf"\subsection*{{{_escape(title)}}}")
-            body.extend(step.to_latex() for step in steps)
-        summary = [
-            r"\subsection*{Results}",
-            r"\begin{itemize}",
-            rf"\item effective penalty per block: \({_latex(self.effective_penalty)}\)",
-            rf"\item imbalance rate: \({_latex(self.imbalance_rate)}\), "
-            rf"\(\Delta(t) = {_latex(self.imbalance_solution)}\)",
-            rf"\item conservation laws (Lie algebra): {self.number_of_conservation_laws} "
-            rf"({_escape(self.lie_message)})",
-            *(rf"\item gap rate, {k} groups: \({sp.latex(v)}\)" for k, v in self.gap_rates.items()),
-            rf"\item SGD contraction: \({_latex(self.sgd_contraction)}\) for "
-            rf"\(\eta \in {_latex(self.sgd_step_range)}\)",
-            *(rf"\item undecided: {_escape(u)}" for u in self.undecided),
-            r"\end{itemize}",
-            r"\end{document}",
-        ]
-        return "\n".join(head + body + summary) + "\n"
+        return _document(
+            rf"{_escape(self.spec.name)}, $D = {self.depth}$, $p = {self.group_size}$",
+            self.spec.weights,
+            self.sections,
+            [
+                rf"effective penalty per block: \({_latex(self.effective_penalty)}\)",
+                rf"imbalance rate: \({_latex(self.imbalance_rate)}\), "
+                rf"\(\Delta(t) = {_latex(self.imbalance_solution)}\)",
+                rf"conservation laws (Lie algebra): {self.number_of_conservation_laws} "
+                rf"({_escape(self.lie_message)})",
+                *(rf"gap rate, {k} groups: \({sp.latex(v)}\)" for k, v in self.gap_rates.items()),
+                rf"SGD contraction: \({_latex(self.sgd_contraction)}\) for "
+                rf"\(\eta \in {_latex(self.sgd_step_range)}\)",
+                *(rf"undecided: {_escape(u)}" for u in self.undecided),
+            ],
+        )
+
+
+def _document(
+    title: str,
+    weights: tuple[sp.Expr, ...],
+    sections: tuple[tuple[str, tuple[Step, ...]], ...],
+    results: list[str],
+) -> str:
+    """A standalone LaTeX document: title, weights, the checked steps by section, results."""
+    from .steps import _escape
+
+    head = [
+        r"\documentclass{article}",
+        r"\usepackage{amsmath,amssymb}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\allowdisplaybreaks",
+        r"\begin{document}",
+        rf"\section*{{dgating derive: {title}}}",
+        "Weights: "
+        + ", ".join(rf"\({sp.latex(w)}\)" for w in weights)
+        + ". Every residual below was simplified by sympy.",
+    ]
+    body = []
+    for name, steps in sections:
+        body.append(rf"\subsection*{{{_escape(name)}}}")
+        body.extend(step.to_latex() for step in steps)
+    summary = [
+        r"\subsection*{Results}",
+        r"\begin{itemize}",
+        *(rf"\item {item}" for item in results),
+        r"\end{itemize}",
+        r"\end{document}",
+    ]
+    return "\n".join(head + body + summary) + "\n"
 
 
 def _latex(x: object) -> str:
@@ -329,3 +353,134 @@ def derive(
         sections=tuple(sections),
         undecided=tuple(undecided),
     )
+
+
+@dataclass(frozen=True)
+class SpecDerivation:
+    r"""Everything :func:`derive_spec` found for a parametrisation defined by its parts.
+
+    Attributes
+    ----------
+    spec : MonomialSpec
+        The parametrisation (parameters, monomial weights, groups, penalty).
+    penalty : SpecPenaltyResult
+        The effective penalty (``expr`` ``None`` with the reason in ``status`` when undecided).
+    conservation : SpecConservationResult
+        Conserved quantities, decay laws and the Lie-algebra count.
+    """
+
+    spec: MonomialSpec
+    penalty: SpecPenaltyResult
+    conservation: SpecConservationResult
+
+    @property
+    def sections(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        """The checked steps, by topic."""
+        return (
+            ("Effective penalty: minimiser on the fibre", self.penalty.steps),
+            ("Conservation (lam = 0) and decay (lam > 0), undefined L0", self.conservation.steps),
+        )
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """All checked steps."""
+        return tuple(step for _, steps in self.sections for step in steps)
+
+    @property
+    def failed(self) -> tuple[Step, ...]:
+        """The steps whose residual did not simplify to 0."""
+        return tuple(step for step in self.steps if not step.holds)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every checked step holds."""
+        return not self.failed
+
+    @property
+    def undecided(self) -> tuple[str, ...]:
+        """What the engine could not decide, in words."""
+        out = []
+        if not self.penalty.decided:
+            out.append(f"effective penalty: {self.penalty.status}")
+        lie = self.conservation.lie
+        if not lie.decided:
+            out.append(f"number of conservation laws: {lie.message}")
+        return tuple(out)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (``dgating derive --spec FILE --json``); expressions are ``str``."""
+        spec, cons, pen = self.spec, self.conservation, self.penalty
+        variable = "r = ||w||_2" if len(spec.groups) == 1 else "r_j = ||w_j||_2 for group j"
+        variable += "; the minimiser is written in a_i = |w_i| (w_i > 0; flip a leaf sign else)"
+        return {
+            "parametrization": spec.name,
+            "description": spec.description,
+            "parameters": list(spec.parameters),
+            "weights": [str(w) for w in spec.weights],
+            "groups": [list(g) for g in spec.groups],
+            "penalty": str(spec.penalty),
+            "n_params": spec.n_params,
+            "effective_penalty": None if pen.expr is None else str(pen.expr),
+            "effective_penalty_status": pen.status,
+            "effective_penalty_variable": variable,
+            "effective_penalty_minimiser": {str(k): str(v) for k, v in pen.lift.items()},
+            "number_of_conservation_laws": cons.lie.n_laws,
+            "conserved_quantities": [str(q) for q in cons.quantities],
+            "laws_complete": cons.complete,
+            "lie_algebra": {
+                "status": cons.lie.status,
+                "message": cons.lie.message,
+                "trace_dims": list(cons.lie.trace_dims),
+            },
+            "decay_laws": [d.to_dict() for d in cons.decay_laws],
+            "identities_checked": len(self.steps),
+            "identities_failed": [step.name for step in self.failed],
+            "undecided": list(self.undecided),
+            "ok": self.ok,
+        }
+
+    def to_latex(self) -> str:
+        """A standalone LaTeX document with every checked step and the results."""
+        from .steps import _escape
+
+        pen, cons = self.penalty, self.conservation
+        return _document(
+            f"spec {_escape(self.spec.name)}",
+            self.spec.weights,
+            self.sections,
+            [
+                rf"penalty: \({sp.latex(self.spec.penalty)}\)",
+                rf"effective penalty: \({_latex(pen.expr)}\) ({_escape(pen.status)})",
+                rf"conservation laws (Lie algebra): {cons.lie.n_laws} "
+                rf"({_escape(cons.lie.message)})",
+                *(
+                    rf"\(\frac{{d}}{{dt}}({sp.latex(d.quantity)}) = {sp.latex(d.derivative)}\), "
+                    rf"rate \({_latex(d.rate)}\)"
+                    for d in cons.decay_laws
+                ),
+            ],
+        )
+
+
+def derive_spec(spec: MonomialSpec | str) -> SpecDerivation:
+    r"""Derive the effective penalty, conservation and decay laws of a spec from its parts.
+
+    Parameters
+    ----------
+    spec : MonomialSpec or str
+        A validated spec, or the name of a built-in one
+        (:func:`~dgating.theory.spec.builtin_spec_names`).
+
+    Returns
+    -------
+    SpecDerivation
+
+    Examples
+    --------
+    >>> der = derive_spec("two-groups")
+    >>> der.penalty.expr, der.conservation.lie.n_laws, der.ok
+    (r1**(2/3) + r2**(2/3), 4, True)
+    """
+    if isinstance(spec, str):
+        spec = builtin_spec(spec)
+    return SpecDerivation(spec, spec_effective_penalty(spec), spec_conservation(spec))
