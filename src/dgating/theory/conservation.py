@@ -612,7 +612,7 @@ def spec_conservation(spec, *, seed: int = 0) -> SpecConservationResult:  # noqa
     >>> from dgating.theory.spec import builtin_spec
     >>> res = spec_conservation(builtin_spec("unequal-weights"))
     >>> [(str(d.quantity), d.rate) for d in res.decay_laws]
-    [('gamma_1**2 - gamma_2**2', 8*lam), ('omega_1**2 + omega_2**2 - gamma_1**2', None)]
+    [('gamma_1**2 - gamma_2**2', 8*lam), ('-gamma_1**2 + omega_1**2 + omega_2**2', None)]
     """
     from .effective_penalty import _Undecided, separable_powers
 

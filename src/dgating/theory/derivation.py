@@ -24,7 +24,7 @@ import sympy as sp
 
 from .._validation import check_depth, check_positive
 from .balancedness import balancedness_identity, imbalance_dynamics, sgd_recursion
-from .conservation import SpecConservationResult, conservation_laws, spec_conservation
+from .conservation import DecayLaw, SpecConservationResult, spec_conservation
 from .effective_penalty import (
     SpecPenaltyResult,
     amgm_chain,
@@ -55,14 +55,16 @@ class Derivation:
         The penalty of all weights, :math:`\sum_B \|w_B\|^{2/D}`.
     minimisers : dict
         Balanced minimisers (``omega``, ``gates``) for the first block, with signs ``s_d``.
+    effective_penalty_status : str
+        ``"derived"`` or why the spec engine (:func:`derive_spec`) cannot decide.
     imbalance_rate : sympy.Expr
         :math:`\rho` with :math:`\dot\Delta = -\rho\Delta`.
     imbalance_solution : sympy.Expr
         :math:`\Delta(t)`.
     conserved_quantities : tuple of sympy.Expr
-        Every law found (conserved at :math:`\lambda = 0`, decaying at rate :math:`\rho`).
-    independent_quantities : tuple of sympy.Expr
-        A functionally independent subset.
+        A basis of the laws (conserved at :math:`\lambda = 0`) from the spec engine.
+    decay_laws : tuple of DecayLaw
+        Rate (or ``None`` and the ODE) of each conserved quantity with weight decay.
     number_of_conservation_laws : int or None
         From the Lie-algebra computation (``None`` if undecided).
     lie_status, lie_message : str
@@ -90,10 +92,11 @@ class Derivation:
     effective_penalty: sp.Expr | None
     effective_penalty_total: sp.Expr | None
     minimisers: dict[str, tuple[sp.Expr, ...]]
+    effective_penalty_status: str
     imbalance_rate: sp.Expr
     imbalance_solution: sp.Expr
     conserved_quantities: tuple[sp.Expr, ...]
-    independent_quantities: tuple[sp.Expr, ...]
+    decay_laws: tuple[DecayLaw, ...]
     number_of_conservation_laws: int | None
     lie_status: str
     lie_message: str
@@ -149,15 +152,18 @@ class Derivation:
             "effective_penalty": s(self.effective_penalty),
             "effective_penalty_variable": "r = ||w_B||_2 for each block B of weights sharing "
             "their gates (r = |w_i| for Hadamard)",
+            "effective_penalty_status": self.effective_penalty_status,
             "effective_penalty_total": s(self.effective_penalty_total),
             "minimisers": {k: [str(v) for v in vs] for k, vs in self.minimisers.items()},
             "imbalance_rate": s(self.imbalance_rate),
             "imbalance_solution": s(self.imbalance_solution),
             "conserved_quantities": [str(h) for h in self.conserved_quantities],
-            "independent_conserved_quantities": [str(h) for h in self.independent_quantities],
+            # the conserved quantities are a basis: every one is independent
+            "independent_conserved_quantities": [str(h) for h in self.conserved_quantities],
+            "decay_laws": [d.to_dict() for d in self.decay_laws],
             "number_of_conservation_laws": self.number_of_conservation_laws,
-            "number_of_independent_laws_found": len(self.independent_quantities),
-            "laws_complete": self.number_of_conservation_laws == len(self.independent_quantities),
+            "number_of_independent_laws_found": len(self.conserved_quantities),
+            "laws_complete": self.number_of_conservation_laws == len(self.conserved_quantities),
             "lie_algebra": {
                 "status": self.lie_status,
                 "message": self.lie_message,
@@ -301,8 +307,12 @@ def derive(
         total = sp.Add(*terms)
         sections.append(("Effective penalty for symbolic D (AM-GM chain)", amgm_chain()))
 
-    # 2. conservation laws and their count.
-    cons = conservation_laws(spec)
+    # 2. the same parametrisation as a spec: effective penalty and laws from its parts.
+    as_spec = spec.to_spec()
+    engine_penalty = spec_effective_penalty(as_spec)
+    sections.append(("Effective penalty from the spec: minimiser on the fibre",
+                     engine_penalty.steps))
+    cons = spec_conservation(as_spec)
     sections.append(("Conservation (lam = 0) and decay (lam > 0) laws, undefined L0", cons.steps))
     if not cons.lie.decided:
         undecided.append(f"number of conservation laws: {cons.lie.message}")
@@ -338,8 +348,9 @@ def derive(
         minimisers=minimisers,
         imbalance_rate=dyn.rate,
         imbalance_solution=dyn.solution,
-        conserved_quantities=cons.laws,
-        independent_quantities=cons.independent,
+        effective_penalty_status=engine_penalty.status,
+        conserved_quantities=cons.quantities,
+        decay_laws=cons.decay_laws,
         number_of_conservation_laws=cons.lie.n_laws,
         lie_status=cons.lie.status,
         lie_message=cons.lie.message,
