@@ -22,9 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "Exit status 1 if any identity fails to simplify to zero.",
         epilog="Spec file (TOML): parameters = [names of real scalar parameters]; weights = "
         "[one monomial in the parameters per weight, coefficient 1]; groups = [[weight indices "
-        "per group]] (default: one group); penalty = \"R(theta)\" (objective L0(w) + lam * R); "
-        "description = \"...\" (optional). Example: parameters = [\"u1\", \"u2\", \"g\"], "
-        "weights = [\"u1*g\", \"u2*g\"], penalty = \"(u1**2 + u2**2 + g**2)/2\". Built-in specs: "
+        'per group]] (default: one group); penalty = "R(theta)" (objective L0(w) + lam * R); '
+        'description = "..." (optional). Example: parameters = ["u1", "u2", "g"], '
+        'weights = ["u1*g", "u2*g"], penalty = "(u1**2 + u2**2 + g**2)/2". Built-in specs: '
         "dgating/theory/specs/*.toml.",
     )
     p.add_argument("--depth", help="D >= 2 (integer); required unless --spec is given")
@@ -102,9 +102,12 @@ def _spec_summary(der, latex: str | None) -> None:
         f"  effective penalty     {pen.expr}   ({pen.status})",
         f"  conservation laws     {cons.lie.n_laws} (Lie algebra, {cons.lie.status}); "
         f"{len(cons.quantities)} found",
-        *(f"  decay                 d/dt ({d.quantity}) = -({d.rate}) Q" if d.rate is not None
-          else f"  no closed decay law   d/dt ({d.quantity}) = {d.derivative}"
-          for d in cons.decay_laws),
+        *(
+            f"  decay                 d/dt ({d.quantity}) = -({d.rate}) Q"
+            if d.rate is not None
+            else f"  no closed decay law   d/dt ({d.quantity}) = {d.derivative}"
+            for d in cons.decay_laws
+        ),
         f"  identities            {len(der.steps) - len(der.failed)}/{len(der.steps)} "
         "simplify to zero",
     ]

@@ -310,8 +310,9 @@ def derive(
     # 2. the same parametrisation as a spec: effective penalty and laws from its parts.
     as_spec = spec.to_spec()
     engine_penalty = spec_effective_penalty(as_spec)
-    sections.append(("Effective penalty from the spec: minimiser on the fibre",
-                     engine_penalty.steps))
+    sections.append(
+        ("Effective penalty from the spec: minimiser on the fibre", engine_penalty.steps)
+    )
     cons = spec_conservation(as_spec)
     sections.append(("Conservation (lam = 0) and decay (lam > 0) laws, undefined L0", cons.steps))
     if not cons.lie.decided:

@@ -414,8 +414,10 @@ def _leaves(spec, powers: dict) -> tuple[list, list]:  # noqa: ANN001
                     + ("exponent 1 and a squared penalty" if len(group) > 1 else "odd exponent")
                 )
             picks.append(odd[0])
-        gates = [tuple(A[i][k] if k != leaf else 0 for k in range(len(theta))) for i, leaf in
-                 zip(group, picks)]
+        gates = [
+            tuple(A[i][k] if k != leaf else 0 for k in range(len(theta)))
+            for i, leaf in zip(group, picks)
+        ]
         coeffs = {powers[theta[k]] for k in picks}
         if len(set(gates)) > 1 or (len(group) > 1 and len(coeffs) > 1):
             raise _Undecided(
@@ -459,8 +461,9 @@ def _reduce(spec, norms: tuple) -> tuple[sp.Expr, dict]:  # noqa: ANN001
         if all(not alpha for _, alpha in terms):
             break
         for m, (R, alpha) in enumerate(terms):
-            private = [k for k in alpha if all(k not in a2 for m2, (_, a2) in enumerate(terms)
-                                               if m2 != m)]
+            private = [
+                k for k in alpha if all(k not in a2 for m2, (_, a2) in enumerate(terms) if m2 != m)
+            ]
             if private:
                 break
         else:
@@ -482,7 +485,9 @@ def _reduce(spec, norms: tuple) -> tuple[sp.Expr, dict]:  # noqa: ANN001
         value = new_R * sp.Mul(*(x[k] ** -a for k, a in new_alpha.items()))
         for k in private:
             c, e = powers[theta[k]]
-            solved.append((k, (alpha[k] * value / (2 * e * c * (1 + beta))) ** sp.Rational(1, 2 * e)))
+            solved.append(
+                (k, (alpha[k] * value / (2 * e * c * (1 + beta))) ** sp.Rational(1, 2 * e))
+            )
         terms[m] = (new_R, new_alpha)
     to_norm = {norms_placeholder(j): norms[j] for j in range(len(spec.groups))}
     expr = _tidy(sp.Add(*(R for R, _ in terms)).xreplace(to_norm) + const)
@@ -526,13 +531,17 @@ def _penalty_checks(spec, expr: sp.Expr, lift: dict, norms: tuple) -> tuple[Step
         return sp.powdenest(sp.powsimp(sp.expand_power_base(e, force=True), force=True), force=True)
 
     steps = [
-        check_identity(f"the minimiser lies on the fibre: {w} = a_{i + 1}", simp(w.xreplace(lift)),
-                       a_sym[i])
+        check_identity(
+            f"the minimiser lies on the fibre: {w} = a_{i + 1}", simp(w.xreplace(lift)), a_sym[i]
+        )
         for i, w in enumerate(spec.weights)
     ]
     steps.append(
-        check_identity("the penalty at the minimiser is the effective penalty",
-                       simp(spec.penalty.xreplace(lift)), expr.xreplace(at))
+        check_identity(
+            "the penalty at the minimiser is the effective penalty",
+            simp(spec.penalty.xreplace(lift)),
+            expr.xreplace(at),
+        )
     )
     A = sp.Matrix(spec.exponents)
     for v in A.nullspace():
@@ -540,7 +549,8 @@ def _penalty_checks(spec, expr: sp.Expr, lift: dict, norms: tuple) -> tuple[Step
         steps.append(
             check_identity(
                 f"stationary along the fibre (log-direction {list(v)})",
-                simp(tangent.xreplace(lift)), 0,
+                simp(tangent.xreplace(lift)),
+                0,
             )
         )
     return tuple(steps)

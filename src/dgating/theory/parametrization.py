@@ -313,9 +313,7 @@ def loss_gradient_symbols(spec: Parametrization | MonomialSpec, expr: sp.Expr) -
     return expr.xreplace(repl)
 
 
-def flow_derivative(
-    spec: Parametrization | MonomialSpec, h: sp.Expr, lam: sp.Expr = 0
-) -> sp.Expr:
+def flow_derivative(spec: Parametrization | MonomialSpec, h: sp.Expr, lam: sp.Expr = 0) -> sp.Expr:
     r"""Time derivative of ``h(theta)`` along the gradient flow of the penalised objective.
 
     .. math::

@@ -146,9 +146,7 @@ class MonomialSpec:
             expr = _parse(text, f"weights[{i}]", names)
             poly = sp.Poly(expr, *theta) if expr.is_polynomial(*theta) else None
             if poly is None or len(poly.terms()) != 1 or poly.coeffs()[0] != 1 or poly.is_ground:
-                raise _bad(
-                    f"weights[{i}]", "a monomial in the parameters with coefficient 1", text
-                )
+                raise _bad(f"weights[{i}]", "a monomial in the parameters with coefficient 1", text)
             weights.append(expr)
         used = set().union(*(w.free_symbols for w in weights))
         unused = [p for p in params if names[p] not in used]
@@ -162,7 +160,8 @@ class MonomialSpec:
         )
         if not ok or sorted(i for g in groups for i in g) != list(range(n)):
             raise _bad(
-                "groups", f"lists of weight indices partitioning 0..{n - 1} (each exactly once)",
+                "groups",
+                f"lists of weight indices partitioning 0..{n - 1} (each exactly once)",
                 groups,
             )
         penalty = _parse(data["penalty"], "penalty", names)
