@@ -349,8 +349,10 @@ def spec_effective_penalty(spec) -> SpecPenaltyResult:  # noqa: ANN001 (Monomial
       exponent 1 and penalty :math:`c\,\theta^2` (the same :math:`c` in the group), and the rest
       of the monomials is one gate monomial :math:`G_j`; a one-weight group needs a leaf of odd
       exponent :math:`a` (any :math:`e`);
-    * gate parameters shared between groups are *nested*: the reduction below can always
-      eliminate some gates private to one term.
+    * gate parameters shared between groups are *nested* and *balanced*: the reduction below
+      can always eliminate some gates private to one term (after merging terms with equal
+      exponents). Shared gates entering terms with different exponents lead to stationarity
+      equations with no closed-form solution in general; the engine then stops.
 
     **Reduction.** On the positive orthant (the penalty is even in every parameter and the sign
     of each :math:`w_i` is carried by its leaf), the leaves are fixed by the gates,
@@ -468,9 +470,17 @@ def _reduce(spec, norms: tuple) -> tuple[sp.Expr, dict]:  # noqa: ANN001
                 break
         else:
             shared = sorted({str(theta[k]) for _, alpha in terms for k in alpha})
+            reduced = " + ".join(
+                "R*" + "*".join(f"{theta[k]}**({-a})" for k, a in alpha.items())
+                for _, alpha in terms
+                if alpha
+            )
             raise _Undecided(
-                f"the gates {shared} are shared between groups in a non-nested way (no term of "
-                "the reduced problem has a gate of its own); no closed form is derived"
+                f"the gates {shared} are each shared by terms with different exponents: after "
+                f"eliminating the gates private to one term the reduced problem is {reduced} "
+                "+ penalty (R free of the gates), and its stationarity equations have no "
+                "closed-form solution in general (nested gates must enter every term they share "
+                "with equal exponents)"
             )
         beta = sp.Add(*(alpha[k] / (2 * powers[theta[k]][1]) for k in private))
         K = sp.Mul(
