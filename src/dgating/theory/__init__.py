@@ -14,6 +14,9 @@ function so that the results hold for every loss:
 :func:`gap_rates`                       asymptotic rate of :math:`L - L_w` by group class
 :func:`sgd_contraction`                 :math:`(1 - 2\eta\lambda/D)^2` per (S)GD step
 :func:`derive`                          all of it, as a :class:`Derivation`
+:func:`derive_spec`                     any monomial parametrisation defined by its parts
+                                        (:class:`MonomialSpec`, ``derive --spec FILE``):
+                                        effective penalty, conserved quantities, decay laws
 =====================================  ===================================================
 
 Symbols (:mod:`dgating.theory.symbols`): ``lam`` :math:`\lambda > 0`, ``eta`` :math:`\eta > 0`,
@@ -36,16 +39,25 @@ from .balancedness import (
 )
 from .conservation import (
     ConservationResult,
+    DecayLaw,
     LieAlgebraResult,
+    SpecConservationResult,
     candidate_laws,
     check_conserved,
     check_decay,
     conservation_laws,
     functional_rank,
     lie_algebra_rank,
+    spec_conservation,
 )
-from .derivation import Derivation, derive
-from .effective_penalty import EffectivePenaltyResult, amgm_chain, effective_penalty
+from .derivation import Derivation, SpecDerivation, derive, derive_spec
+from .effective_penalty import (
+    EffectivePenaltyResult,
+    SpecPenaltyResult,
+    amgm_chain,
+    effective_penalty,
+    spec_effective_penalty,
+)
 from .gap import (
     GapRateResult,
     check_gap_rate,
@@ -65,21 +77,30 @@ from .parametrization import (
     make_parametrization,
     shared_gates_parametrization,
 )
+from .spec import MAX_PARAMETERS, MonomialSpec, builtin_spec, builtin_spec_names, load_spec
 from .steps import Step, check_identity, check_inequality
 from .symbols import eps, eta, g, lam, r, t
 
 __all__ = [
+    "MAX_PARAMETERS",
     "PARAMETRIZATIONS",
     "ConservationResult",
+    "DecayLaw",
     "Derivation",
     "EffectivePenaltyResult",
     "Factor",
     "GapRateResult",
     "LieAlgebraResult",
+    "MonomialSpec",
     "Parametrization",
+    "SpecConservationResult",
+    "SpecDerivation",
+    "SpecPenaltyResult",
     "Step",
     "amgm_chain",
     "balancedness_identity",
+    "builtin_spec",
+    "builtin_spec_names",
     "candidate_laws",
     "check_conserved",
     "check_decay",
@@ -88,6 +109,7 @@ __all__ = [
     "check_inequality",
     "conservation_laws",
     "derive",
+    "derive_spec",
     "dgating_parametrization",
     "effective_penalty",
     "eps",
@@ -104,11 +126,14 @@ __all__ = [
     "imbalance_rate_of",
     "lam",
     "lie_algebra_rank",
+    "load_spec",
     "make_parametrization",
     "r",
     "sgd_contraction",
     "sgd_recursion",
     "shared_gates_parametrization",
+    "spec_conservation",
+    "spec_effective_penalty",
     "surviving_gap_rate",
     "t",
     "vanishing_gap_rate",
