@@ -41,14 +41,12 @@ from .conservation import (
     ConservationResult,
     DecayLaw,
     LieAlgebraResult,
-    SpecConservationResult,
     candidate_laws,
     check_conserved,
     check_decay,
     conservation_laws,
     functional_rank,
     lie_algebra_rank,
-    spec_conservation,
 )
 from .derivation import Derivation, SpecDerivation, derive, derive_spec
 from .effective_penalty import (
@@ -93,7 +91,6 @@ __all__ = [
     "LieAlgebraResult",
     "MonomialSpec",
     "Parametrization",
-    "SpecConservationResult",
     "SpecDerivation",
     "SpecPenaltyResult",
     "Step",
@@ -132,7 +129,6 @@ __all__ = [
     "sgd_contraction",
     "sgd_recursion",
     "shared_gates_parametrization",
-    "spec_conservation",
     "spec_effective_penalty",
     "surviving_gap_rate",
     "t",

@@ -24,7 +24,7 @@ import sympy as sp
 
 from .._validation import check_depth, check_positive
 from .balancedness import balancedness_identity, imbalance_dynamics, sgd_recursion
-from .conservation import DecayLaw, SpecConservationResult, spec_conservation
+from .conservation import ConservationResult, DecayLaw, conservation_laws
 from .effective_penalty import (
     SpecPenaltyResult,
     amgm_chain,
@@ -313,7 +313,7 @@ def derive(
     sections.append(
         ("Effective penalty from the spec: minimiser on the fibre", engine_penalty.steps)
     )
-    cons = spec_conservation(as_spec)
+    cons = conservation_laws(as_spec)
     sections.append(("Conservation (lam = 0) and decay (lam > 0) laws, undefined L0", cons.steps))
     if not cons.lie.decided:
         undecided.append(f"number of conservation laws: {cons.lie.message}")
@@ -377,13 +377,13 @@ class SpecDerivation:
         The parametrisation (parameters, monomial weights, groups, penalty).
     penalty : SpecPenaltyResult
         The effective penalty (``expr`` ``None`` with the reason in ``status`` when undecided).
-    conservation : SpecConservationResult
+    conservation : ConservationResult
         Conserved quantities, decay laws and the Lie-algebra count.
     """
 
     spec: MonomialSpec
     penalty: SpecPenaltyResult
-    conservation: SpecConservationResult
+    conservation: ConservationResult
 
     @property
     def sections(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
@@ -495,4 +495,4 @@ def derive_spec(spec: MonomialSpec | str) -> SpecDerivation:
     """
     if isinstance(spec, str):
         spec = builtin_spec(spec)
-    return SpecDerivation(spec, spec_effective_penalty(spec), spec_conservation(spec))
+    return SpecDerivation(spec, spec_effective_penalty(spec), conservation_laws(spec))

@@ -277,8 +277,9 @@ class SpecPenaltyResult:
     status : str
         ``"derived"`` or the precise reason why the engine cannot decide.
     lift : dict
-        A minimiser :math:`\theta^*(w)` on the positive orthant, in the symbols ``a_i`` (see
-        :func:`spec_effective_penalty`); empty when undecided.
+        A minimiser :math:`\theta^*(w)` on the positive orthant, in the symbols ``a_i``
+        :math:`= |w_i|` and the group norms (see :func:`spec_effective_penalty`); empty when
+        undecided.
     steps : tuple of Step
         The checked identities: the lift lies on the fibre, attains ``expr`` and is stationary
         along the fibre.
@@ -372,7 +373,9 @@ def spec_effective_penalty(spec) -> SpecPenaltyResult:  # noqa: ANN001 (Monomial
     The result is again a term of :math:`F`, so the elimination repeats until no gate is left.
     Each elimination is exact; when no term has a private gate the engine stops (undecided).
 
-    **Checks** (in the symbols ``a_i`` :math:`= |w_i| > 0`): the back-substituted minimiser
+    **Checks** (in the symbols ``a_i`` :math:`= |w_i| > 0` and the group norms, with
+    :math:`a_{i_0}^2 = r_j^2 - \sum_{i \ne i_0} a_i^2` for one weight per group): the
+    back-substituted minimiser
     :math:`\theta^*` satisfies :math:`w_i(\theta^*) = a_i`, attains the value, and is stationary
     along the fibre: :math:`\sum_k v_k\theta_k\partial_k R(\theta^*) = 0` for a basis :math:`v`
     of :math:`\ker A` (:math:`A` the exponent matrix). In the coordinates
@@ -503,13 +506,9 @@ def _reduce(spec, norms: tuple) -> tuple[sp.Expr, dict]:  # noqa: ANN001
     expr = _tidy(sp.Add(*(R for R, _ in terms)).xreplace(to_norm) + const)
     # back-substitution: gates (last eliminated first), then the leaves
     a_sym = weight_magnitudes(spec.n_weights)
-    to_norm_a = {
-        norms_placeholder(j): sp.sqrt(sp.Add(*(a_sym[i] ** 2 for i in g)))
-        for j, g in enumerate(spec.groups)
-    }
     values: dict[int, sp.Expr] = {}
     for k, sol in reversed(solved):
-        values[k] = sol.xreplace({x[k2]: v for k2, v in values.items()}).xreplace(to_norm_a)
+        values[k] = sol.xreplace({x[k2]: v for k2, v in values.items()}).xreplace(to_norm)
     lift = {theta[k]: v for k, v in values.items()}
     for group, (picks, gate, a) in zip(spec.groups, leaves):
         G = sp.Mul(*(values[k] ** b for k, b in enumerate(gate) if b))
@@ -535,22 +534,32 @@ def weight_magnitudes(n: int) -> tuple[sp.Symbol, ...]:
 
 def _penalty_checks(spec, expr: sp.Expr, lift: dict, norms: tuple) -> tuple[Step, ...]:  # noqa: ANN001
     a_sym = weight_magnitudes(spec.n_weights)
-    at = {norms[j]: sp.sqrt(sp.Add(*(a_sym[i] ** 2 for i in g))) for j, g in enumerate(spec.groups)}
+    # r_j = ||w_j||: a_i = r_j in a one-weight group, else a_first^2 = r_j^2 - sum of the others
+    single = {a_sym[g[0]]: norms[j] for j, g in enumerate(spec.groups) if len(g) == 1}
+    sphere = {
+        a_sym[g[0]]: norms[j] ** 2 - sp.Add(*(a_sym[i] ** 2 for i in g[1:]))
+        for j, g in enumerate(spec.groups)
+        if len(g) > 1
+    }
 
-    def simp(e: sp.Expr) -> sp.Expr:
-        return sp.powdenest(sp.powsimp(sp.expand_power_base(e, force=True), force=True), force=True)
+    def even_power(e: sp.Expr) -> bool:
+        return e.is_Pow and e.base in sphere and e.exp.is_even
+
+    def at_lift(e: sp.Expr) -> sp.Expr:
+        e = sp.expand(sp.powsimp(e.xreplace(lift), force=True)).xreplace(single)
+        return sp.expand(e.replace(even_power, lambda t: sphere[t.base] ** (t.exp / 2)))
 
     steps = [
         check_identity(
-            f"the minimiser lies on the fibre: {w} = a_{i + 1}", simp(w.xreplace(lift)), a_sym[i]
+            f"the minimiser lies on the fibre: {w} = a_{i + 1}",
+            at_lift(w),
+            a_sym[i].xreplace(single),
         )
         for i, w in enumerate(spec.weights)
     ]
     steps.append(
         check_identity(
-            "the penalty at the minimiser is the effective penalty",
-            simp(spec.penalty.xreplace(lift)),
-            expr.xreplace(at),
+            "the penalty at the minimiser is the effective penalty", at_lift(spec.penalty), expr
         )
     )
     A = sp.Matrix(spec.exponents)
@@ -558,9 +567,7 @@ def _penalty_checks(spec, expr: sp.Expr, lift: dict, norms: tuple) -> tuple[Step
         tangent = sp.Add(*(vk * x * spec.penalty.diff(x) for vk, x in zip(v, spec.theta) if vk))
         steps.append(
             check_identity(
-                f"stationary along the fibre (log-direction {list(v)})",
-                simp(tangent.xreplace(lift)),
-                0,
+                f"stationary along the fibre (log-direction {list(v)})", at_lift(tangent), 0
             )
         )
     return tuple(steps)

@@ -294,11 +294,16 @@ def make_parametrization(name: str, depth: int, group_size: int = 1) -> Parametr
     return shared_gates_parametrization(depth, group_size)
 
 
-@lru_cache(maxsize=64)
 def _loss_gradient(spec: Parametrization | MonomialSpec) -> tuple[sp.Expr, ...]:
     r""":math:`\nabla_\theta L_0(w(\theta))` for the undefined function :math:`L_0`."""
-    loss = sp.Function("L0")(*spec.weights)
-    return tuple(loss.diff(x) for x in spec.theta)
+    return _chain_rule(spec.weights, spec.theta)
+
+
+@lru_cache(maxsize=64)
+def _chain_rule(weights: tuple[sp.Expr, ...], theta: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, ...]:
+    # keyed by the map, not the object: a Parametrization and its spec share the result
+    loss = sp.Function("L0")(*weights)
+    return tuple(loss.diff(x) for x in theta)
 
 
 def loss_gradient_symbols(spec: Parametrization | MonomialSpec, expr: sp.Expr) -> sp.Expr:
