@@ -410,6 +410,11 @@ def test_cli_spec_null_fields_and_text(tmp_path, capsys):
         ('parameters = ["u"]\nweights = ["u + 1"]\npenalty = "u**2"\n', [], "weights[0]"),
         ("parameters = [", [], "valid TOML"),
         ('parameters = ["u"]\nweights = ["u"]\npenalty = "u**2"\n', ["--depth", "3"], "--depth"),
+        (
+            'parameters = ["u"]\nweights = ["u"]\npenalty = "u**2"\n',
+            ["--parametrization", "hadamard"],
+            "--parametrization",
+        ),
     ],
 )
 def test_cli_bad_spec_exits_2_with_one_line(tmp_path, capsys, content, argv, match):

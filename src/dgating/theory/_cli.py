@@ -28,10 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "dgating/theory/specs/*.toml.",
     )
     p.add_argument("--depth", help="D >= 2 (integer); required unless --spec is given")
-    p.add_argument("--group-size", default="1", help="group size p_j >= 1 (default 1)")
+    p.add_argument("--group-size", help="group size p_j >= 1 (default 1)")
     p.add_argument(
         "--parametrization",
-        default="dgating",
         help="dgating (default), hadamard (w_i = u_i1...u_iD, P coordinates) or shared-gates "
         "(two groups of size P share the gates)",
     )
@@ -69,10 +68,14 @@ def run(args: argparse.Namespace) -> int:
     from .spec import load_spec
 
     if args.spec is not None:
-        if args.depth is not None:
-            raise InvalidParameterError(
-                f"`--depth` must not be given with `--spec`; got --depth {args.depth!r}."
-            )
+        for option in ("depth", "group_size", "parametrization"):
+            value = getattr(args, option)
+            if value is not None:
+                flag = "--" + option.replace("_", "-")
+                raise InvalidParameterError(
+                    f"`{flag}` must not be given with `--spec` (the file defines the "
+                    f"parametrisation); got {flag} {value!r}."
+                )
         der = derive_spec(load_spec(args.spec))
         summary = _spec_summary
     else:
@@ -80,9 +83,11 @@ def run(args: argparse.Namespace) -> int:
             raise InvalidParameterError("`--depth` must be given (or `--spec FILE`); got neither.")
         depth = check_depth(_integer(args.depth, "--depth"), "--depth")
         size = check_positive(
-            _integer(args.group_size, "--group-size"), "--group-size", integer=True
+            _integer(args.group_size or "1", "--group-size"), "--group-size", integer=True
         )
-        name = check_choice(args.parametrization, "--parametrization", PARAMETRIZATIONS)
+        name = check_choice(
+            args.parametrization or "dgating", "--parametrization", PARAMETRIZATIONS
+        )
         der = derive(depth, int(size), name)
         summary = _print_summary
     if args.latex:

@@ -39,8 +39,29 @@ from .steps import Step
 __all__ = ["Derivation", "SpecDerivation", "derive", "derive_spec"]
 
 
+class _Checked:
+    """The checked steps of a derivation, from its ``sections``."""
+
+    sections: tuple[tuple[str, tuple[Step, ...]], ...]
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """All checked steps."""
+        return tuple(step for _, steps in self.sections for step in steps)
+
+    @property
+    def failed(self) -> tuple[Step, ...]:
+        """The steps whose residual did not simplify to 0 (or whose sign was not proved)."""
+        return tuple(step for step in self.steps if not step.holds)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every checked step holds."""
+        return not self.failed
+
+
 @dataclass(frozen=True)
-class Derivation:
+class Derivation(_Checked):
     r"""Everything :func:`derive` found, with the checked steps.
 
     Attributes
@@ -114,21 +135,6 @@ class Derivation:
     def depth(self) -> int:
         """:math:`D`."""
         return self.spec.depth
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        """All checked steps."""
-        return tuple(step for _, steps in self.sections for step in steps)
-
-    @property
-    def failed(self) -> tuple[Step, ...]:
-        """The steps whose residual did not simplify to 0 (or whose sign was not proved)."""
-        return tuple(step for step in self.steps if not step.holds)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every checked step holds."""
-        return not self.failed
 
     @property
     def overall_gap_rate(self) -> sp.Expr | None:
@@ -368,7 +374,7 @@ def derive(
 
 
 @dataclass(frozen=True)
-class SpecDerivation:
+class SpecDerivation(_Checked):
     r"""Everything :func:`derive_spec` found for a parametrisation defined by its parts.
 
     Attributes
@@ -392,21 +398,6 @@ class SpecDerivation:
             ("Effective penalty: minimiser on the fibre", self.penalty.steps),
             ("Conservation (lam = 0) and decay (lam > 0), undefined L0", self.conservation.steps),
         )
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        """All checked steps."""
-        return tuple(step for _, steps in self.sections for step in steps)
-
-    @property
-    def failed(self) -> tuple[Step, ...]:
-        """The steps whose residual did not simplify to 0."""
-        return tuple(step for step in self.steps if not step.holds)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every checked step holds."""
-        return not self.failed
 
     @property
     def undecided(self) -> tuple[str, ...]:
