@@ -312,6 +312,8 @@ def test_builtin_parametrizations_become_specs_that_round_trip(tmp_path):
         ({"parameters": ["u1", "u2", "g g"]}, "`parameters`"),
         ({"parameters": ["u1", "u2", "lam"]}, "`parameters`"),
         ({"parameters": ["u1", "u2", "r2"]}, "`parameters`"),
+        ({"parameters": ["u1", "u2", "a_3"]}, "`parameters`"),
+        ({"parameters": ["u1", "u2", "lambda"]}, "`parameters`"),
         ({"parameters": ["u1", "u2", 3]}, "`parameters`"),
         ({"parameters": ["u1", "u1", "g"]}, "`parameters`"),
         ({"parameters": ["u1", "u2", "g", "z"]}, "unused ['z']"),
@@ -338,6 +340,12 @@ def test_invalid_spec_is_one_input_error_naming_the_key(changes, key):
         spec_with(**changes)
     assert key in str(info.value) and "got" in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_scientific_notation_and_floats_become_rationals():
+    spec = spec_with(penalty="1e-1*u1**2 + 0.1*u2**2 + 2.5E-1*g**2")
+    u1, u2, g = spec.theta
+    assert spec.penalty == u1**2 / 10 + u2**2 / 10 + g**2 / 4
 
 
 def test_missing_key_and_bad_toml(tmp_path):

@@ -14,8 +14,9 @@ The TOML format (every key but ``groups`` and ``description`` is required)::
     penalty = "(u1**2 + u2**2 + g**2 + h**2)/3"  # R(theta): the objective is L0(w) + lam * R
     description = "D-Gating, D = 3, one group of two weights"   # optional, free text
 
-Parameter names are identifiers other than the reserved ``lam``, ``t``, ``r`` and ``r1, r2, ...``
-(the symbols of the results), at most :data:`MAX_PARAMETERS` of them, each used by some weight.
+Parameter names are identifiers other than Python keywords and the reserved ``lam``, ``t``,
+``r``, ``r1, r2, ...``, ``a_1, a_2, ...``, ``L0``, ``g_*``, ``ghat_*`` (the symbols of the
+results), at most :data:`MAX_PARAMETERS` of them, each used by some weight.
 Expressions may use only the parameter names, numbers, ``+ - * / ( )`` and ``**``. The built-in
 specs (:func:`builtin_spec_names`) are shipped as TOML files in ``dgating/theory/specs``.
 
@@ -29,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import keyword
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -53,9 +55,9 @@ MAX_PARAMETERS = 40
 
 _KEYS = ("parameters", "weights", "groups", "penalty", "description")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
-_RESERVED = re.compile(r"(lam|t|r\d*|L0|g_\w*|ghat_\w*)\Z")
+_RESERVED = re.compile(r"(lam|t|r\d*|a_\d+|L0|g_\w*|ghat_\w*)\Z")
 _EXPR_CHARS = re.compile(r"[A-Za-z0-9_+\-*/().\s]*\Z")
-_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_IDENT = re.compile(r"(?<![0-9.])[A-Za-z_][A-Za-z0-9_]*")  # not the e of 1e-3
 
 
 def _bad(key: str, expected: str, got: object) -> InvalidParameterError:
@@ -127,10 +129,16 @@ class MonomialSpec:
         if len(params) > MAX_PARAMETERS:
             raise _bad("parameters", f"at most {MAX_PARAMETERS} names", f"{len(params)} names")
         for p in params:
-            if not isinstance(p, str) or not _NAME.match(p) or _RESERVED.match(p):
+            if (
+                not isinstance(p, str)
+                or not _NAME.match(p)
+                or _RESERVED.match(p)
+                or keyword.iskeyword(p)
+            ):
                 raise _bad(
                     "parameters",
-                    "real-symbol names (identifiers, not lam, t, r, r1, ..., L0, g_*, ghat_*)",
+                    "real-symbol names (identifiers; not a Python keyword nor the reserved "
+                    "lam, t, r, r1, ..., a_1, ..., L0, g_*, ghat_*)",
                     p,
                 )
         if len(set(params)) != len(params):
