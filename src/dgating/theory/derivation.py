@@ -414,7 +414,10 @@ class SpecDerivation(_Checked):
         """JSON-ready dict (``dgating derive --spec FILE --json``); expressions are ``str``."""
         spec, cons, pen = self.spec, self.conservation, self.penalty
         variable = "r = ||w||_2" if len(spec.groups) == 1 else "r_j = ||w_j||_2 for group j"
-        variable += "; the minimiser is written in a_i = |w_i| (w_i > 0; flip a leaf sign else)"
+        variable += (
+            "; the minimiser is written in a_i = |w_i| and the r's (for w_i < 0 flip the sign "
+            "of the weight's own parameter)"
+        )
         return {
             "parametrization": spec.name,
             "description": spec.description,
