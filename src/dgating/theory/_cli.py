@@ -25,7 +25,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         'per group]] (default: one group); penalty = "R(theta)" (objective L0(w) + lam * R); '
         'description = "..." (optional). Example: parameters = ["u1", "u2", "g"], '
         'weights = ["u1*g", "u2*g"], penalty = "(u1**2 + u2**2 + g**2)/2". Built-in specs: '
-        "dgating/theory/specs/*.toml.",
+        "dgating/theory/specs/*.toml. The effective penalty is derived when the penalty is a "
+        "positive weighted sum of even powers of single parameters, every weight of a group is "
+        "(own parameter) x (one gate monomial) and shared gates are nested with equal "
+        "exponents; otherwise it is null and effective_penalty_status says why. Decay laws: a "
+        "rate in lam, or null with the derived ODE.",
     )
     p.add_argument("--depth", help="D >= 2 (integer); required unless --spec is given")
     p.add_argument("--group-size", help="group size p_j >= 1 (default 1)")
