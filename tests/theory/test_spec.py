@@ -79,6 +79,11 @@ class Numeric:
         return f
 
 
+def generic_point(rng: np.random.Generator, n: int) -> np.ndarray:
+    """Random signs and magnitudes in [0.4, 1]: away from 0 (where ranks drop) and from blow-up."""
+    return rng.choice([-1.0, 1.0], size=n) * rng.uniform(0.4, 1.0, size=n)
+
+
 def group_norms(spec: MonomialSpec, w: np.ndarray) -> dict[str, float]:
     names = ["r"] if len(spec.groups) == 1 else [f"r{j + 1}" for j in range(len(spec.groups))]
     return {n: float(np.linalg.norm(w[list(g)])) for n, g in zip(names, spec.groups)}
@@ -107,10 +112,10 @@ def test_effective_penalty_is_the_constrained_minimum_over_the_fibre(name, rng):
         numeric = num.fibre_minimum(w, rng)
         # SLSQP stops at ftol = 1e-14 on the value; 1e-7 leaves room for its final step
         assert numeric == pytest.approx(derived, rel=1e-7)
-        # negative control: a wrong effective penalty (norms raised to a 1.1-fold exponent
-        # change) is rejected by the same comparison
-        wrong = evaluate(expr, {k: v**1.1 for k, v in norms.items()})
-        assert abs(numeric - wrong) > 1e-3 * numeric
+        # negative control: the derived formula at norms 25% too large (every built-in
+        # penalty increases with each norm) is rejected by the same comparison
+        wrong = evaluate(expr, {k: 1.25 * v for k, v in norms.items()})
+        assert wrong - numeric > 1e-2 * numeric
 
 
 def test_the_minimum_is_not_a_function_of_the_norm_when_gates_are_per_weight(rng):
@@ -139,18 +144,25 @@ def test_conserved_quantities_and_decay_laws_along_random_flows(name, rng):
     p = spec.n_weights
     M = rng.normal(size=(p, p))
     H, b = M @ M.T / p, rng.normal(size=p)
-    z0 = rng.normal(size=spec.n_params)
+    z0 = generic_point(rng, spec.n_params)
     T = 1.0
     qs = [sp.lambdify(spec.theta, q, "numpy") for q in cons.quantities]
     drift = sp.lambdify(spec.theta, sp.Add(*(x**2 for x in spec.theta)), "numpy")
     for lam in (0.0, 0.7):
         sol = solve_ivp(
-            num.vector_field(H, b, lam), (0, T), z0, method="DOP853", rtol=1e-10, atol=1e-12
+            num.vector_field(H, b, lam),
+            (0, T),
+            z0,
+            method="DOP853",
+            rtol=1e-10,
+            atol=1e-12,
+            first_step=1e-4,  # the monomials have degree up to 7: no wild first trial step
         )
         assert sol.success
         zT = sol.y[:, -1]
         # negative control: ||theta||^2 is not conserved
-        assert abs(drift(*zT) - drift(*z0)) > 1e-3
+        # (100 times the tolerance of the conservation check below)
+        assert abs(drift(*zT) - drift(*z0)) > 1e-5
         for q, law in zip(qs, cons.decay_laws):
             q0, qT = q(*z0), q(*zT)
             if lam == 0.0:
@@ -186,15 +198,14 @@ def test_no_closed_decay_law_is_confirmed_by_the_flow(rng):
         atol=1e-12,
         dense_output=True,
     )
+    grad_q = sp.lambdify(spec.theta, [law.quantity.diff(x) for x in spec.theta], "numpy")
+    field = num.vector_field(H, b, 0.5)
     logslopes = []
     for t in (0.0, 0.5, 1.0):
         z = sol.sol(t)
-        # the derived ODE is the true derivative (finite differences of the flow)
-        h = 1e-5
-        fd = (q(*sol.sol(min(t + h, 1.0))) - q(*sol.sol(max(t - h, 0.0)))) / (
-            min(t + h, 1.0) - max(t - h, 0.0)
-        )
-        assert dq(*z, 0.5) == pytest.approx(fd, rel=1e-5, abs=1e-7)
+        # the derived ODE is the true derivative: <grad Q, theta'> of the float64 vector field
+        true = float(np.dot(grad_q(*z), field(t, z)))
+        assert dq(*z, 0.5) == pytest.approx(true, rel=1e-10, abs=1e-12)
         logslopes.append(dq(*z, 0.5) / q(*z))
     assert np.ptp(logslopes) > 1e-2
 
@@ -206,7 +217,7 @@ def test_number_of_laws_matches_the_rank_of_loss_gradient_fields(name, rng):
     num = Numeric(spec)
     n = spec.n_params
     for _ in range(3):
-        z = rng.normal(size=n)
+        z = generic_point(rng, n)
         J = np.asarray(num.jac(*z), dtype=float)
         # span of the flow directions -J^T g of random losses at z
         fields = np.array([J.T @ rng.normal(size=spec.n_weights) for _ in range(3 * n)])
