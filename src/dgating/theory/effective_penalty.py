@@ -27,10 +27,17 @@ from functools import cache, lru_cache
 import sympy as sp
 
 from .._validation import check_depth, check_positive
+from .spec import MonomialSpec
 from .steps import Step, check_identity, check_inequality
 from .symbols import r
 
-__all__ = ["EffectivePenaltyResult", "amgm_chain", "effective_penalty"]
+__all__ = [
+    "EffectivePenaltyResult",
+    "SpecPenaltyResult",
+    "amgm_chain",
+    "effective_penalty",
+    "spec_effective_penalty",
+]
 
 
 @dataclass(frozen=True)
@@ -300,7 +307,7 @@ class _Undecided(Exception):
     """The engine cannot decide; the message is the reason."""
 
 
-def norm_symbols(n_groups: int) -> tuple[sp.Symbol, ...]:
+def _norm_symbols(n_groups: int) -> tuple[sp.Symbol, ...]:
     """``(r,)`` for one group, else ``(r1, ..., rJ)``: the group norms :math:`\\|w_j\\|` (> 0)."""
     if n_groups == 1:
         return (r,)
@@ -339,7 +346,7 @@ def separable_powers(
     return powers, const
 
 
-def spec_effective_penalty(spec) -> SpecPenaltyResult:  # noqa: ANN001 (MonomialSpec)
+def spec_effective_penalty(spec: MonomialSpec) -> SpecPenaltyResult:
     r"""Derive :math:`\min\{R(\theta) : w(\theta) = w\}` for a monomial spec, or say why not.
 
     Decided class (anything else returns ``expr=None`` with the reason in ``status``):
@@ -390,7 +397,7 @@ def spec_effective_penalty(spec) -> SpecPenaltyResult:  # noqa: ANN001 (Monomial
     >>> spec_effective_penalty(builtin_spec("hadamard")).expr
     r1**(2/3) + r2**(2/3)
     """
-    norms = norm_symbols(len(spec.groups))
+    norms = _norm_symbols(len(spec.groups))
     try:
         expr, lift = _reduce(spec, norms)
     except _Undecided as exc:
@@ -398,7 +405,7 @@ def spec_effective_penalty(spec) -> SpecPenaltyResult:  # noqa: ANN001 (Monomial
     return SpecPenaltyResult(expr, "derived", lift, _penalty_checks(spec, expr, lift, norms))
 
 
-def _leaves(spec, powers: dict) -> tuple[list, list]:  # noqa: ANN001
+def _leaves(spec: MonomialSpec, powers: dict) -> tuple[list, list]:
     """Per group: the leaf of each weight and the gate monomial (as exponent dict)."""
     A, theta = spec.exponents, spec.theta
     terms, leaves = [], []
@@ -435,17 +442,17 @@ def _leaves(spec, powers: dict) -> tuple[list, list]:  # noqa: ANN001
         a = A[group[0]][leaf]
         power = sp.Rational(2 * e, a)
         alpha = {k: power * b for k, b in enumerate(gates[0]) if b}
-        terms.append((c * norms_placeholder(j) ** power, alpha))
+        terms.append((c * _placeholder(j) ** power, alpha))
         leaves.append((picks, gates[0], a))
     return terms, leaves
 
 
-def norms_placeholder(j: int) -> sp.Symbol:
+def _placeholder(j: int) -> sp.Symbol:
     """Placeholder for the norm of group ``j`` during the reduction."""
     return sp.Symbol(f"_rho{j}", positive=True)
 
 
-def _reduce(spec, norms: tuple) -> tuple[sp.Expr, dict]:  # noqa: ANN001
+def _reduce(spec: MonomialSpec, norms: tuple) -> tuple[sp.Expr, dict]:
     theta = spec.theta
     powers, const = separable_powers(spec.penalty, theta)
     missing = [str(x) for x in theta if x not in powers]
@@ -502,10 +509,10 @@ def _reduce(spec, norms: tuple) -> tuple[sp.Expr, dict]:  # noqa: ANN001
                 (k, (alpha[k] * value / (2 * e * c * (1 + beta))) ** sp.Rational(1, 2 * e))
             )
         terms[m] = (new_R, new_alpha)
-    to_norm = {norms_placeholder(j): norms[j] for j in range(len(spec.groups))}
+    to_norm = {_placeholder(j): norms[j] for j in range(len(spec.groups))}
     expr = _tidy(sp.Add(*(R for R, _ in terms)).xreplace(to_norm) + const)
     # back-substitution: gates (last eliminated first), then the leaves
-    a_sym = weight_magnitudes(spec.n_weights)
+    a_sym = _weight_magnitudes(spec.n_weights)
     values: dict[int, sp.Expr] = {}
     for k, sol in reversed(solved):
         values[k] = sol.xreplace({x[k2]: v for k2, v in values.items()}).xreplace(to_norm)
@@ -527,13 +534,15 @@ def _tidy(expr: sp.Expr) -> sp.Expr:
     return sp.powsimp(expr.replace(lambda e: e.is_Pow and e.base.is_Add, split))
 
 
-def weight_magnitudes(n: int) -> tuple[sp.Symbol, ...]:
+def _weight_magnitudes(n: int) -> tuple[sp.Symbol, ...]:
     """Positive symbols ``a_1, ..., a_p`` standing for :math:`|w_i|` in the checks."""
     return tuple(sp.Symbol(f"a_{i + 1}", positive=True) for i in range(n))
 
 
-def _penalty_checks(spec, expr: sp.Expr, lift: dict, norms: tuple) -> tuple[Step, ...]:  # noqa: ANN001
-    a_sym = weight_magnitudes(spec.n_weights)
+def _penalty_checks(
+    spec: MonomialSpec, expr: sp.Expr, lift: dict, norms: tuple
+) -> tuple[Step, ...]:
+    a_sym = _weight_magnitudes(spec.n_weights)
     # r_j = ||w_j||: a_i = r_j in a one-weight group, else a_first^2 = r_j^2 - sum of the others
     single = {a_sym[g[0]]: norms[j] for j, g in enumerate(spec.groups) if len(g) == 1}
     sphere = {
