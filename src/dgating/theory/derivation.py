@@ -1,8 +1,12 @@
-r"""One entry point, :func:`derive`, collecting every derivation for a depth and a group size.
+r"""Entry points: :func:`derive` (a depth and a group size) and :func:`derive_spec` (a spec).
 
 The result, :class:`Derivation`, is a frozen record of the derived expressions and of every
 checked step (grouped in sections), exportable with :meth:`Derivation.to_json` (the output of
-``dgating derive --json``) and :meth:`Derivation.to_latex` (``--latex FILE``).
+``dgating derive --json``) and :meth:`Derivation.to_latex` (``--latex FILE``). A built-in
+parametrisation also goes through the spec engine (:meth:`Parametrization.to_spec`), which gives
+the conserved quantities, their decay laws and ``effective_penalty_status``.
+:class:`SpecDerivation` is the record of ``dgating derive --spec FILE``: everything derived from
+the parts of a :class:`~dgating.theory.spec.MonomialSpec` alone.
 
 Examples
 --------
@@ -263,7 +267,8 @@ def derive(
     parametrization : {"dgating", "hadamard", "shared-gates"} or Parametrization
         Which multiplicative parametrisation; any :class:`Parametrization` is accepted, for which
         the effective penalty and the gap rates are derived only when factors ``2..D`` share one
-        partition (otherwise they are reported in :attr:`Derivation.undecided`).
+        partition (otherwise they are reported in :attr:`Derivation.undecided`). The
+        conservation and decay laws come from the spec engine on ``parametrization.to_spec()``.
 
     Returns
     -------
