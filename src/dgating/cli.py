@@ -57,7 +57,8 @@ SUBCOMMANDS = {
 #: One-line summary of each subcommand (``dgating --help`` and each parser's ``help``).
 HELP = {
     "solve": "minimise L_w = L0 + lam sum_j ||w_j||^(2/D) by the gated or the proximal route",
-    "derive": "derive (sympy) and check the D-Gating identities, laws and rates for one depth",
+    "derive": "derive (sympy) and check the identities, laws and rates for one depth, or for any "
+    "monomial parametrisation given by a spec file",
     "flow": "integrate the gradient flow of the gated objective and measure its rates",
     "simulate": "run a resumable sweep of flow rate measurements (local processes or dask)",
     "verify": "check numerically that the local minima of L and L_w correspond",

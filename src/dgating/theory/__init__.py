@@ -15,6 +15,9 @@ function so that the results hold for every loss:
 :func:`sgd_contraction`                 :math:`(1 - 2\eta\lambda/D)^2` per (S)GD step
 :func:`sgd_limit_factors`               per-step factor of scalar groups at their limits
 :func:`derive`                          all of it, as a :class:`Derivation`
+:func:`derive_spec`                     any monomial parametrisation defined by its parts
+                                        (:class:`MonomialSpec`, ``derive --spec FILE``):
+                                        effective penalty, conserved quantities, decay laws
 =====================================  ===================================================
 
 Symbols (:mod:`dgating.theory.symbols`): ``lam`` :math:`\lambda > 0`, ``eta`` :math:`\eta > 0`,
@@ -38,6 +41,7 @@ from .balancedness import (
 )
 from .conservation import (
     ConservationResult,
+    DecayLaw,
     LieAlgebraResult,
     candidate_laws,
     check_conserved,
@@ -46,8 +50,14 @@ from .conservation import (
     functional_rank,
     lie_algebra_rank,
 )
-from .derivation import Derivation, derive
-from .effective_penalty import EffectivePenaltyResult, amgm_chain, effective_penalty
+from .derivation import Derivation, SpecDerivation, derive, derive_spec
+from .effective_penalty import (
+    EffectivePenaltyResult,
+    SpecPenaltyResult,
+    amgm_chain,
+    effective_penalty,
+    spec_effective_penalty,
+)
 from .gap import (
     GapRateResult,
     gap_bound,
@@ -67,21 +77,29 @@ from .parametrization import (
     make_parametrization,
     shared_gates_parametrization,
 )
+from .spec import MAX_PARAMETERS, MonomialSpec, builtin_spec, builtin_spec_names, load_spec
 from .steps import Step, check_identity, check_inequality
 from .symbols import eps, eta, g, lam, r, t
 
 __all__ = [
+    "MAX_PARAMETERS",
     "PARAMETRIZATIONS",
     "ConservationResult",
+    "DecayLaw",
     "Derivation",
     "EffectivePenaltyResult",
     "Factor",
     "GapRateResult",
     "LieAlgebraResult",
+    "MonomialSpec",
     "Parametrization",
+    "SpecDerivation",
+    "SpecPenaltyResult",
     "Step",
     "amgm_chain",
     "balancedness_identity",
+    "builtin_spec",
+    "builtin_spec_names",
     "candidate_laws",
     "check_conserved",
     "check_decay",
@@ -89,6 +107,7 @@ __all__ = [
     "check_inequality",
     "conservation_laws",
     "derive",
+    "derive_spec",
     "dgating_parametrization",
     "effective_penalty",
     "eps",
@@ -105,12 +124,14 @@ __all__ = [
     "imbalance_rate_of",
     "lam",
     "lie_algebra_rank",
+    "load_spec",
     "make_parametrization",
     "r",
     "sgd_contraction",
     "sgd_limit_factors",
     "sgd_recursion",
     "shared_gates_parametrization",
+    "spec_effective_penalty",
     "stated_gap_rates",
     "surviving_gap_rate",
     "t",

@@ -1,7 +1,11 @@
 r"""Conservation laws of the flow at :math:`\lambda = 0`, decay laws for :math:`\lambda > 0`.
 
-**Laws found.** For factors :math:`k \ne k'` and a set :math:`S` of weights that is a union of
-entries of both factors, :math:`\frac{d}{dt}\theta_{k,b}^2 = -2\sum_{i \in b} w_i\,\partial_i L_0`
+**Laws found** (:func:`conservation_laws`): for a monomial map
+:math:`w_i = \prod_k\theta_k^{A_{ik}}` every :math:`v \in \ker A` gives the conserved
+:math:`Q_v = \sum_k v_k\theta_k^2`; with weight decay each either decays exponentially at a
+derived rate or obeys a derived ODE. **Imbalances between factors** (:func:`candidate_laws`):
+for factors :math:`k \ne k'` and a set :math:`S` of weights that is a union of entries of both
+factors, :math:`\frac{d}{dt}\theta_{k,b}^2 = -2\sum_{i \in b} w_i\,\partial_i L_0`
 gives
 
 .. math::
@@ -25,7 +29,7 @@ Examples
 --------
 >>> from dgating.theory.parametrization import dgating_parametrization
 >>> res = conservation_laws(dgating_parametrization(depth=3, group_size=2))
->>> res.n_independent, res.lie.n_laws, res.complete
+>>> len(res.quantities), res.lie.n_laws, res.complete
 (2, 2, True)
 """
 
@@ -40,11 +44,13 @@ import sympy as sp
 from sympy.polys.rings import ring
 
 from .parametrization import Parametrization, flow_derivative, loss_gradient_symbols
+from .spec import MonomialSpec
 from .steps import Step, check_identity
 from .symbols import lam
 
 __all__ = [
     "ConservationResult",
+    "DecayLaw",
     "LieAlgebraResult",
     "candidate_laws",
     "check_conserved",
@@ -450,53 +456,162 @@ def _decided(n: int, dims: list, counts: list, why: str) -> LieAlgebraResult:
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# any monomial parametrisation given by a spec
+# ---------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class ConservationResult:
-    r"""Conservation laws of one parametrisation.
+class DecayLaw:
+    r"""How one conserved quantity :math:`Q` evolves with weight decay :math:`\lambda > 0`.
 
     Attributes
     ----------
-    laws : tuple of sympy.Expr
-        All candidate laws :math:`h_{k,k',S}` (see :func:`candidate_laws`).
-    independent : tuple of sympy.Expr
-        A functionally independent subset spanning the same laws.
-    n_independent : int
-        Its size.
-    lie : LieAlgebraResult
-        The Lie-algebra count.
-    steps : tuple of Step
-        For each law, :math:`\dot h = 0` at :math:`\lambda = 0` and
-        :math:`\dot h = -\frac{4\lambda}{D} h` with weight decay, both for an undefined
-        :math:`L_0`.
+    quantity : sympy.Expr
+        :math:`Q` (conserved at :math:`\lambda = 0`).
+    rate : sympy.Expr or None
+        :math:`\rho(\lambda)` with :math:`\dot Q = -\rho Q` for every :math:`L_0`; ``None`` when
+        :math:`\dot Q / Q` depends on the parameters.
+    derivative : sympy.Expr
+        The derived :math:`\dot Q` (the :math:`L_0` part cancels).
     """
 
-    laws: tuple[sp.Expr, ...]
-    independent: tuple[sp.Expr, ...]
-    n_independent: int
+    quantity: sp.Expr
+    rate: sp.Expr | None
+    derivative: sp.Expr
+
+    def to_dict(self) -> dict[str, str | None]:
+        """``{"quantity", "rate", "ode"}`` as strings (``rate`` may be ``None``)."""
+        return {
+            "quantity": str(self.quantity),
+            "rate": None if self.rate is None else str(self.rate),
+            "ode": f"d/dt ({self.quantity}) = {self.derivative}",
+        }
+
+
+@dataclass(frozen=True)
+class ConservationResult:
+    r"""Conservation and decay laws of a parametrisation (see :func:`conservation_laws`).
+
+    Attributes
+    ----------
+    quantities : tuple of sympy.Expr
+        A basis :math:`Q_v = \sum_k v_k\theta_k^2`, :math:`v \in \ker A`, of the conserved
+        quantities, those with a closed decay law first.
+    decay_laws : tuple of DecayLaw
+        One per quantity.
+    lie : LieAlgebraResult
+        The independent Lie-algebra count.
+    steps : tuple of Step
+        :math:`\dot Q = 0` at :math:`\lambda = 0` for an undefined :math:`L_0`, and
+        :math:`\dot Q = -\rho Q` for each predicted rate.
+    """
+
+    quantities: tuple[sp.Expr, ...]
+    decay_laws: tuple[DecayLaw, ...]
     lie: LieAlgebraResult
     steps: tuple[Step, ...]
 
     @property
     def complete(self) -> bool:
-        """Whether the laws found are as many as the Lie-algebra count (decided case only)."""
-        return self.lie.decided and self.lie.n_laws == self.n_independent
+        """Whether the Lie-algebra count is decided and equals the number of quantities."""
+        return self.lie.decided and self.lie.n_laws == len(self.quantities)
 
 
-def conservation_laws(spec: Parametrization, *, seed: int = 0) -> ConservationResult:
-    r"""Find, verify and count the conservation laws of ``spec``.
+def _integer_vector(v: sp.Matrix) -> tuple[int, ...]:
+    """Scale a rational vector to coprime integers with a positive first nonzero entry."""
+    den = sp.ilcm(*(sp.Rational(x).q for x in v))
+    ints = [int(x * den) for x in v]
+    g = sp.igcd(*ints)
+    sign = 1 if next(x for x in ints if x) > 0 else -1
+    return tuple(sign * x // g for x in ints)
 
-    The decay rate :math:`4\lambda/D` in the checks is the one derived by
-    :func:`dgating.theory.balancedness.imbalance_rate`.
+
+def _kernel(A: sp.Matrix, columns: list[int]) -> list[tuple[int, ...]]:
+    """Integer basis of ``{v in ker A : supp v within columns}`` (embedded in all columns)."""
+    vectors = []
+    for u in A[:, columns].nullspace():
+        v = [0] * A.cols
+        for c, x in zip(columns, u):
+            v[c] = x
+        vectors.append(_integer_vector(sp.Matrix(v)))
+    return vectors
+
+
+def conservation_laws(spec: Parametrization | MonomialSpec, *, seed: int = 0) -> ConservationResult:
+    r"""Conserved quantities (at :math:`\lambda = 0`), decay laws and their number.
+
+    ``spec`` is a :class:`~dgating.theory.spec.MonomialSpec` or a built-in
+    :class:`~dgating.theory.parametrization.Parametrization` (converted by its ``to_spec``).
+
+    **Quantities.** For :math:`v \in \ker A` (:math:`A` the exponent matrix,
+    :math:`w_i = \prod_k\theta_k^{A_{ik}}`), the rescaling :math:`\theta_k \mapsto e^{s v_k}
+    \theta_k` leaves :math:`w` unchanged, and since
+    :math:`\frac{d}{dt}\theta_k^2 = -2\sum_i A_{ik} w_i\partial_i L_0` along the flow,
+    :math:`Q_v = \sum_k v_k\theta_k^2` has :math:`\dot Q_v = -2\sum_i (Av)_i w_i\partial_iL_0 = 0`
+    for every :math:`L_0`: :math:`\dim\ker A` independent laws. The Lie-algebra count
+    (:func:`lie_algebra_rank`) is computed independently; the two agree when ``complete``.
+
+    **Decay.** With weight decay, :math:`\dot Q_v = -\lambda\sum_k v_k\theta_k\partial_k R`. If
+    :math:`R` contains :math:`\theta_k` only as :math:`c_k\theta_k^2`, this is
+    :math:`-2\lambda Q_{c \odot v}`, a multiple of :math:`Q_v` exactly when :math:`c_k` is
+    constant (:math:`= c`) on the support of :math:`v`: then the rate is :math:`4\lambda c`
+    (:math:`4\lambda/D` for D-Gating, THEORY.md 2.4). The basis is therefore chosen as
+    :math:`\bigoplus_c \ker A \cap \{\operatorname{supp} v \subseteq \{k : c_k = c\}\}`, completed
+    to a basis of :math:`\ker A`; each predicted rate is checked against the flow derivative
+    with an undefined :math:`L_0`. For the completing quantities (and any penalty not of that
+    form) :math:`\dot Q / Q` is tested for being free of the parameters; if it is not, the law
+    has ``rate=None`` and the derived ODE. Unequal penalty weights are not assumed away: they
+    change which combinations decay.
+
+    Examples
+    --------
+    >>> from dgating.theory.spec import builtin_spec
+    >>> res = conservation_laws(builtin_spec("unequal-weights"))
+    >>> [(str(d.quantity), d.rate) for d in res.decay_laws]
+    [('gamma_1**2 - gamma_2**2', 8*lam), ('-gamma_1**2 + omega_1**2 + omega_2**2', None)]
     """
-    from .balancedness import imbalance_rate_of
+    from .effective_penalty import _Undecided, separable_powers
 
-    rate = imbalance_rate_of(spec)
-    laws = candidate_laws(spec)
-    steps = []
-    for h in laws:
-        steps.append(check_conserved(spec, h, rf"conserved at lam = 0: {h}"))
-        steps.append(check_decay(spec, h, rate, rf"decays at rate {rate}: {h}"))
-    independent = [laws[k] for k in _independent_subset(laws, spec.theta, seed=seed)]
-    rank = len(independent)
-    lie = lie_algebra_rank(spec.weights, spec.theta, seed=seed)
-    return ConservationResult(laws, tuple(independent), rank, lie, tuple(steps))
+    if isinstance(spec, Parametrization):
+        spec = spec.to_spec()
+    theta = spec.theta
+    A = sp.Matrix(spec.exponents)
+    try:
+        powers, _ = separable_powers(spec.penalty, theta)
+    except _Undecided:
+        powers = {}
+    classes: dict[sp.Expr, list[int]] = {}
+    for k, x in enumerate(theta):
+        if x in powers and powers[x][1] == 1:
+            classes.setdefault(powers[x][0], []).append(k)
+    vectors: list[tuple[int, ...]] = []
+    rates: list[sp.Expr | None] = []
+    for c, columns in classes.items():
+        for v in _kernel(A, columns):
+            vectors.append(v)
+            rates.append(4 * lam * c)
+    basis = _EchelonBasis()
+    for v in vectors:
+        basis.add({i: Fraction(x) for i, x in enumerate(v)})
+    for v in _kernel(A, list(range(len(theta)))):
+        if basis.add({i: Fraction(x) for i, x in enumerate(v)}):
+            vectors.append(v)
+            rates.append(None)
+    steps: list[Step] = []
+    laws = []
+    for v, predicted in zip(vectors, rates):
+        q = sp.Add(*(vk * x**2 for vk, x in zip(v, theta) if vk))
+        # one flow derivative (undefined L0) serves both checks: its lam = 0 part and all of it
+        derivative = sp.expand(loss_gradient_symbols(spec, flow_derivative(spec, q, lam)))
+        steps.append(check_identity(f"conserved at lam = 0: {q}", derivative.subs(lam, 0), 0))
+        if predicted is not None:
+            steps.append(
+                check_identity(f"decays at rate {predicted}: {q}", derivative, -predicted * q)
+            )
+            laws.append(DecayLaw(q, predicted, derivative))
+            continue
+        ratio = sp.factor(sp.cancel(-derivative / q))
+        laws.append(DecayLaw(q, ratio if ratio.free_symbols <= {lam} else None, derivative))
+    lie = lie_algebra_rank(spec.weights, theta, seed=seed)
+    return ConservationResult(tuple(d.quantity for d in laws), tuple(laws), lie, tuple(steps))

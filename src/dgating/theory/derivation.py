@@ -1,8 +1,12 @@
-r"""One entry point, :func:`derive`, collecting every derivation for a depth and a group size.
+r"""Entry points: :func:`derive` (a depth and a group size) and :func:`derive_spec` (a spec).
 
 The result, :class:`Derivation`, is a frozen record of the derived expressions and of every
 checked step (grouped in sections), exportable with :meth:`Derivation.to_json` (the output of
-``dgating derive --json``) and :meth:`Derivation.to_latex` (``--latex FILE``).
+``dgating derive --json``) and :meth:`Derivation.to_latex` (``--latex FILE``). A built-in
+parametrisation also goes through the spec engine (:meth:`Parametrization.to_spec`), which gives
+the conserved quantities, their decay laws and ``effective_penalty_status``.
+:class:`SpecDerivation` is the record of ``dgating derive --spec FILE``: everything derived from
+the parts of a :class:`~dgating.theory.spec.MonomialSpec` alone.
 
 Examples
 --------
@@ -30,17 +34,44 @@ from .balancedness import (
     sgd_limit_factors,
     sgd_recursion,
 )
-from .conservation import conservation_laws
-from .effective_penalty import amgm_chain, effective_penalty
+from .conservation import ConservationResult, DecayLaw, conservation_laws
+from .effective_penalty import (
+    SpecPenaltyResult,
+    amgm_chain,
+    effective_penalty,
+    spec_effective_penalty,
+)
 from .gap import gap_bound, gap_identity, surviving_gap_rate, vanishing_gap_rate
 from .parametrization import Parametrization, make_parametrization
+from .spec import MonomialSpec, builtin_spec
 from .steps import Step
 
-__all__ = ["Derivation", "derive"]
+__all__ = ["Derivation", "SpecDerivation", "derive", "derive_spec"]
+
+
+class _Checked:
+    """The checked steps of a derivation, from its ``sections``."""
+
+    sections: tuple[tuple[str, tuple[Step, ...]], ...]
+
+    @property
+    def steps(self) -> tuple[Step, ...]:
+        """All checked steps."""
+        return tuple(step for _, steps in self.sections for step in steps)
+
+    @property
+    def failed(self) -> tuple[Step, ...]:
+        """The steps whose residual did not simplify to 0 (or whose sign was not proved)."""
+        return tuple(step for step in self.steps if not step.holds)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every checked step holds."""
+        return not self.failed
 
 
 @dataclass(frozen=True)
-class Derivation:
+class Derivation(_Checked):
     r"""Everything :func:`derive` found, with the checked steps.
 
     Attributes
@@ -55,14 +86,16 @@ class Derivation:
         The penalty of all weights, :math:`\sum_B \|w_B\|^{2/D}`.
     minimisers : dict
         Balanced minimisers (``omega``, ``gates``) for the first block, with signs ``s_d``.
+    effective_penalty_status : str
+        ``"derived"`` or why the spec engine (:func:`derive_spec`) cannot decide.
     imbalance_rate : sympy.Expr
         :math:`\rho` with :math:`\dot\Delta = -\rho\Delta`.
     imbalance_solution : sympy.Expr
         :math:`\Delta(t)`.
     conserved_quantities : tuple of sympy.Expr
-        Every law found (conserved at :math:`\lambda = 0`, decaying at rate :math:`\rho`).
-    independent_quantities : tuple of sympy.Expr
-        A functionally independent subset.
+        A basis of the laws (conserved at :math:`\lambda = 0`) from the spec engine.
+    decay_laws : tuple of DecayLaw
+        Rate (or ``None`` and the ODE) of each conserved quantity with weight decay.
     number_of_conservation_laws : int or None
         From the Lie-algebra computation (``None`` if undecided).
     lie_status, lie_message : str
@@ -95,10 +128,11 @@ class Derivation:
     effective_penalty: sp.Expr | None
     effective_penalty_total: sp.Expr | None
     minimisers: dict[str, tuple[sp.Expr, ...]]
+    effective_penalty_status: str
     imbalance_rate: sp.Expr
     imbalance_solution: sp.Expr
     conserved_quantities: tuple[sp.Expr, ...]
-    independent_quantities: tuple[sp.Expr, ...]
+    decay_laws: tuple[DecayLaw, ...]
     number_of_conservation_laws: int | None
     lie_status: str
     lie_message: str
@@ -118,21 +152,6 @@ class Derivation:
     def depth(self) -> int:
         """:math:`D`."""
         return self.spec.depth
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        """All checked steps."""
-        return tuple(step for _, steps in self.sections for step in steps)
-
-    @property
-    def failed(self) -> tuple[Step, ...]:
-        """The steps whose residual did not simplify to 0 (or whose sign was not proved)."""
-        return tuple(step for step in self.steps if not step.holds)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every checked step holds."""
-        return not self.failed
 
     @property
     def overall_gap_rate(self) -> sp.Expr | None:
@@ -156,15 +175,18 @@ class Derivation:
             "effective_penalty": s(self.effective_penalty),
             "effective_penalty_variable": "r = ||w_B||_2 for each block B of weights sharing "
             "their gates (r = |w_i| for Hadamard)",
+            "effective_penalty_status": self.effective_penalty_status,
             "effective_penalty_total": s(self.effective_penalty_total),
             "minimisers": {k: [str(v) for v in vs] for k, vs in self.minimisers.items()},
             "imbalance_rate": s(self.imbalance_rate),
             "imbalance_solution": s(self.imbalance_solution),
             "conserved_quantities": [str(h) for h in self.conserved_quantities],
-            "independent_conserved_quantities": [str(h) for h in self.independent_quantities],
+            # the conserved quantities are a basis: every one is independent
+            "independent_conserved_quantities": [str(h) for h in self.conserved_quantities],
+            "decay_laws": [d.to_dict() for d in self.decay_laws],
             "number_of_conservation_laws": self.number_of_conservation_laws,
-            "number_of_independent_laws_found": len(self.independent_quantities),
-            "laws_complete": self.number_of_conservation_laws == len(self.independent_quantities),
+            "number_of_independent_laws_found": len(self.conserved_quantities),
+            "laws_complete": self.number_of_conservation_laws == len(self.conserved_quantities),
             "lie_algebra": {
                 "status": self.lie_status,
                 "message": self.lie_message,
@@ -195,43 +217,61 @@ class Derivation:
         """A standalone LaTeX document with every derivation step and its residual."""
         from .steps import _escape
 
-        head = [
-            r"\documentclass{article}",
-            r"\usepackage{amsmath,amssymb}",
-            r"\usepackage[margin=2cm]{geometry}",
-            r"\allowdisplaybreaks",
-            r"\begin{document}",
-            rf"\section*{{dgating derive: {_escape(self.spec.name)}, $D = {self.depth}$, "
-            rf"$p = {self.group_size}$}}",
-            "Weights: "
-            + ", ".join(rf"\({sp.latex(w)}\)" for w in self.spec.weights)
-            + ". Every residual below was simplified by sympy.",
-        ]
-        body = []
-        for title, steps in self.sections:
-            body.append(rf"\subsection*{{{_escape(title)}}}")
-            body.extend(step.to_latex() for step in steps)
-        summary = [
-            r"\subsection*{Results}",
-            r"\begin{itemize}",
-            rf"\item effective penalty per block: \({_latex(self.effective_penalty)}\)",
-            rf"\item imbalance rate: \({_latex(self.imbalance_rate)}\), "
-            rf"\(\Delta(t) = {_latex(self.imbalance_solution)}\)",
-            rf"\item conservation laws (Lie algebra): {self.number_of_conservation_laws} "
-            rf"({_escape(self.lie_message)})",
-            *(rf"\item gap rate, {k} groups: \({sp.latex(v)}\)" for k, v in self.gap_rates.items()),
-            *(
-                rf"\item hypothesis ({k}): {_escape(h)}"
-                for k, hs in self.gap_hypotheses.items()
-                for h in hs
-            ),
-            rf"\item SGD contraction: \({_latex(self.sgd_contraction)}\) for "
-            rf"\(\eta \in {_latex(self.sgd_step_range)}\)",
-            *(rf"\item undecided: {_escape(u)}" for u in self.undecided),
-            r"\end{itemize}",
-            r"\end{document}",
-        ]
-        return "\n".join(head + body + summary) + "\n"
+        return _document(
+            rf"{_escape(self.spec.name)}, $D = {self.depth}$, $p = {self.group_size}$",
+            self.spec.weights,
+            self.sections,
+            [
+                rf"effective penalty per block: \({_latex(self.effective_penalty)}\)",
+                rf"imbalance rate: \({_latex(self.imbalance_rate)}\), "
+                rf"\(\Delta(t) = {_latex(self.imbalance_solution)}\)",
+                rf"conservation laws (Lie algebra): {self.number_of_conservation_laws} "
+                rf"({_escape(self.lie_message)})",
+                *(rf"gap rate, {k} groups: \({sp.latex(v)}\)" for k, v in self.gap_rates.items()),
+                *(
+                    rf"hypothesis ({k}): {_escape(h)}"
+                    for k, hs in self.gap_hypotheses.items()
+                    for h in hs
+                ),
+                rf"SGD contraction: \({_latex(self.sgd_contraction)}\) for "
+                rf"\(\eta \in {_latex(self.sgd_step_range)}\)",
+                *(rf"undecided: {_escape(u)}" for u in self.undecided),
+            ],
+        )
+
+
+def _document(
+    title: str,
+    weights: tuple[sp.Expr, ...],
+    sections: tuple[tuple[str, tuple[Step, ...]], ...],
+    results: list[str],
+) -> str:
+    """A standalone LaTeX document: title, weights, the checked steps by section, results."""
+    from .steps import _escape
+
+    head = [
+        r"\documentclass{article}",
+        r"\usepackage{amsmath,amssymb}",
+        r"\usepackage[margin=2cm]{geometry}",
+        r"\allowdisplaybreaks",
+        r"\begin{document}",
+        rf"\section*{{dgating derive: {title}}}",
+        "Weights: "
+        + ", ".join(rf"\({sp.latex(w)}\)" for w in weights)
+        + ". Every residual below was simplified by sympy.",
+    ]
+    body = []
+    for name, steps in sections:
+        body.append(rf"\subsection*{{{_escape(name)}}}")
+        body.extend(step.to_latex() for step in steps)
+    summary = [
+        r"\subsection*{Results}",
+        r"\begin{itemize}",
+        *(rf"\item {item}" for item in results),
+        r"\end{itemize}",
+        r"\end{document}",
+    ]
+    return "\n".join(head + body + summary) + "\n"
 
 
 def _latex(x: object) -> str:
@@ -253,7 +293,8 @@ def derive(
     parametrization : {"dgating", "hadamard", "shared-gates"} or Parametrization
         Which multiplicative parametrisation; any :class:`Parametrization` is accepted, for which
         the effective penalty and the gap rates are derived only when factors ``2..D`` share one
-        partition (otherwise they are reported in :attr:`Derivation.undecided`).
+        partition (otherwise they are reported in :attr:`Derivation.undecided`). The
+        conservation and decay laws come from the spec engine on ``parametrization.to_spec()``.
 
     Returns
     -------
@@ -303,8 +344,13 @@ def derive(
         total = sp.Add(*terms)
         sections.append(("Effective penalty for symbolic D (AM-GM chain)", amgm_chain()))
 
-    # 2. conservation laws and their count.
-    cons = conservation_laws(spec)
+    # 2. the same parametrisation as a spec: effective penalty and laws from its parts.
+    as_spec = spec.to_spec()
+    engine_penalty = spec_effective_penalty(as_spec)
+    sections.append(
+        ("Effective penalty from the spec: minimiser on the fibre", engine_penalty.steps)
+    )
+    cons = conservation_laws(as_spec)
     sections.append(("Conservation (lam = 0) and decay (lam > 0) laws, undefined L0", cons.steps))
     if not cons.lie.decided:
         undecided.append(f"number of conservation laws: {cons.lie.message}")
@@ -344,8 +390,9 @@ def derive(
         minimisers=minimisers,
         imbalance_rate=dyn.rate,
         imbalance_solution=dyn.solution,
-        conserved_quantities=cons.laws,
-        independent_quantities=cons.independent,
+        effective_penalty_status=engine_penalty.status,
+        conserved_quantities=cons.quantities,
+        decay_laws=cons.decay_laws,
         number_of_conservation_laws=cons.lie.n_laws,
         lie_status=cons.lie.status,
         lie_message=cons.lie.message,
@@ -361,3 +408,122 @@ def derive(
         sections=tuple(sections),
         undecided=tuple(undecided),
     )
+
+
+@dataclass(frozen=True)
+class SpecDerivation(_Checked):
+    r"""Everything :func:`derive_spec` found for a parametrisation defined by its parts.
+
+    Attributes
+    ----------
+    spec : MonomialSpec
+        The parametrisation (parameters, monomial weights, groups, penalty).
+    penalty : SpecPenaltyResult
+        The effective penalty (``expr`` ``None`` with the reason in ``status`` when undecided).
+    conservation : ConservationResult
+        Conserved quantities, decay laws and the Lie-algebra count.
+    """
+
+    spec: MonomialSpec
+    penalty: SpecPenaltyResult
+    conservation: ConservationResult
+
+    @property
+    def sections(self) -> tuple[tuple[str, tuple[Step, ...]], ...]:
+        """The checked steps, by topic."""
+        return (
+            ("Effective penalty: minimiser on the fibre", self.penalty.steps),
+            ("Conservation (lam = 0) and decay (lam > 0), undefined L0", self.conservation.steps),
+        )
+
+    @property
+    def undecided(self) -> tuple[str, ...]:
+        """What the engine could not decide, in words."""
+        out = []
+        if not self.penalty.decided:
+            out.append(f"effective penalty: {self.penalty.status}")
+        lie = self.conservation.lie
+        if not lie.decided:
+            out.append(f"number of conservation laws: {lie.message}")
+        return tuple(out)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready dict (``dgating derive --spec FILE --json``); expressions are ``str``."""
+        spec, cons, pen = self.spec, self.conservation, self.penalty
+        variable = "r = ||w||_2" if len(spec.groups) == 1 else "r_j = ||w_j||_2 for group j"
+        variable += (
+            "; the minimiser is written in a_i = |w_i| and the r's (for w_i < 0 flip the sign "
+            "of the weight's own parameter)"
+        )
+        return {
+            "parametrization": spec.name,
+            "description": spec.description,
+            "parameters": list(spec.parameters),
+            "weights": [str(w) for w in spec.weights],
+            "groups": [list(g) for g in spec.groups],
+            "penalty": str(spec.penalty),
+            "n_params": spec.n_params,
+            "effective_penalty": None if pen.expr is None else str(pen.expr),
+            "effective_penalty_status": pen.status,
+            "effective_penalty_variable": variable,
+            "effective_penalty_minimiser": {str(k): str(v) for k, v in pen.lift.items()},
+            "number_of_conservation_laws": cons.lie.n_laws,
+            "conserved_quantities": [str(q) for q in cons.quantities],
+            "laws_complete": cons.complete,
+            "lie_algebra": {
+                "status": cons.lie.status,
+                "message": cons.lie.message,
+                "trace_dims": list(cons.lie.trace_dims),
+            },
+            "decay_laws": [d.to_dict() for d in cons.decay_laws],
+            "identities_checked": len(self.steps),
+            "identities_failed": [step.name for step in self.failed],
+            "undecided": list(self.undecided),
+            "ok": self.ok,
+        }
+
+    def to_latex(self) -> str:
+        """A standalone LaTeX document with every checked step and the results."""
+        from .steps import _escape
+
+        pen, cons = self.penalty, self.conservation
+        return _document(
+            f"spec {_escape(self.spec.name)}",
+            self.spec.weights,
+            self.sections,
+            [
+                rf"penalty: \({sp.latex(self.spec.penalty)}\)",
+                rf"effective penalty: \({_latex(pen.expr)}\) ({_escape(pen.status)})",
+                rf"conservation laws (Lie algebra): {cons.lie.n_laws} "
+                rf"({_escape(cons.lie.message)})",
+                *(
+                    rf"\(\frac{{d}}{{dt}}({sp.latex(d.quantity)}) = {sp.latex(d.derivative)}\), "
+                    rf"rate \({_latex(d.rate)}\)"
+                    for d in cons.decay_laws
+                ),
+            ],
+        )
+
+
+def derive_spec(spec: MonomialSpec | str) -> SpecDerivation:
+    r"""Derive the effective penalty, conservation and decay laws of a spec from its parts.
+
+    Parameters
+    ----------
+    spec : MonomialSpec or str
+        A validated spec, or the name of a built-in one
+        (:func:`~dgating.theory.spec.builtin_spec_names`).
+
+    Returns
+    -------
+    SpecDerivation
+
+    Examples
+    --------
+    >>> der = derive_spec("two-groups")
+    >>> der.penalty.expr, der.conservation.lie.n_laws, der.ok
+    (r1**(2/3) + r2**(2/3), 4, True)
+    """
+    if isinstance(spec, str):
+        spec = builtin_spec(spec)
+    return SpecDerivation(spec, spec_effective_penalty(spec), conservation_laws(spec))

@@ -27,10 +27,17 @@ from functools import cache, lru_cache
 import sympy as sp
 
 from .._validation import check_depth, check_positive
+from .spec import MonomialSpec
 from .steps import Step, check_identity, check_inequality
 from .symbols import r
 
-__all__ = ["EffectivePenaltyResult", "amgm_chain", "effective_penalty"]
+__all__ = [
+    "EffectivePenaltyResult",
+    "SpecPenaltyResult",
+    "amgm_chain",
+    "effective_penalty",
+    "spec_effective_penalty",
+]
 
 
 @dataclass(frozen=True)
@@ -258,3 +265,318 @@ def simplify_sum(expr: sp.Expr) -> sp.Expr:
         )
 
     return sp.simplify(expr.replace(lambda e: isinstance(e, sp.Sum), split))
+
+
+# ---------------------------------------------------------------------------------------------
+# any monomial parametrisation given by a spec
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SpecPenaltyResult:
+    r"""Effective penalty of a :class:`~dgating.theory.spec.MonomialSpec`.
+
+    Attributes
+    ----------
+    expr : sympy.Expr or None
+        :math:`\min\{R(\theta) : w(\theta) = w\}` in ``r`` (one group) or ``r1, r2, ...``
+        (:math:`r_j = \|w_j\|`); ``None`` when the engine cannot decide.
+    status : str
+        ``"derived"`` or the precise reason why the engine cannot decide.
+    lift : dict
+        A minimiser :math:`\theta^*(w)` on the positive orthant, in the symbols ``a_i``
+        :math:`= |w_i|` and the group norms (see :func:`spec_effective_penalty`); empty when
+        undecided.
+    steps : tuple of Step
+        The checked identities: the lift lies on the fibre, attains ``expr`` and is stationary
+        along the fibre.
+    """
+
+    expr: sp.Expr | None
+    status: str
+    lift: dict[sp.Symbol, sp.Expr]
+    steps: tuple[Step, ...]
+
+    @property
+    def decided(self) -> bool:
+        """Whether the effective penalty was derived."""
+        return self.expr is not None
+
+
+class _Undecided(Exception):
+    """The engine cannot decide; the message is the reason."""
+
+
+def _norm_symbols(n_groups: int) -> tuple[sp.Symbol, ...]:
+    """``(r,)`` for one group, else ``(r1, ..., rJ)``: the group norms :math:`\\|w_j\\|` (> 0)."""
+    if n_groups == 1:
+        return (r,)
+    return tuple(sp.Symbol(f"r{j + 1}", positive=True) for j in range(n_groups))
+
+
+def separable_powers(
+    penalty: sp.Expr, theta: tuple[sp.Symbol, ...]
+) -> tuple[dict[sp.Symbol, tuple[sp.Expr, int]], sp.Expr]:
+    r"""Write :math:`R(\theta) = \sum_k c_k \theta_k^{2 e_k} + c_0` with :math:`c_k > 0`.
+
+    Returns ``({theta_k: (c_k, e_k)}, c_0)`` for the parameters present in ``penalty``; raises
+    :class:`_Undecided` (with the reason) when the penalty is not of this form.
+    """
+    powers: dict[sp.Symbol, tuple[sp.Expr, int]] = {}
+    const = sp.S.Zero
+    for term in sp.Add.make_args(sp.expand(penalty)):
+        syms = term.free_symbols & set(theta)
+        if not syms:
+            const += term
+            continue
+        coeff, rest = term.as_coeff_Mul()
+        base, exp = rest.as_base_exp()
+        if len(syms) > 1 or base not in syms or not (exp.is_Integer and exp > 0 and exp % 2 == 0):
+            raise _Undecided(
+                f"penalty term {term} is not c*theta**(2e) in one parameter: the penalty is not "
+                "a separable weighted sum of even powers"
+            )
+        if base in powers:
+            raise _Undecided(
+                f"penalty has several powers of {base}: not a single c*{base}**(2e) per parameter"
+            )
+        if not coeff.is_positive:
+            raise _Undecided(f"penalty term {term} has a coefficient <= 0 (the minimum is -inf)")
+        powers[base] = (coeff, int(exp) // 2)
+    return powers, const
+
+
+def spec_effective_penalty(spec: MonomialSpec) -> SpecPenaltyResult:
+    r"""Derive :math:`\min\{R(\theta) : w(\theta) = w\}` for a monomial spec, or say why not.
+
+    Decided class (anything else returns ``expr=None`` with the reason in ``status``):
+
+    * the penalty is :math:`R = \sum_k c_k\theta_k^{2e_k} + c_0` with :math:`c_k > 0` and every
+      parameter of a weight penalised (otherwise the infimum is not attained);
+    * in a group of several weights every weight has a *leaf*, a parameter of its own with
+      exponent 1 and penalty :math:`c\,\theta^2` (the same :math:`c` in the group), and the rest
+      of the monomials is one gate monomial :math:`G_j`; a one-weight group needs a leaf of odd
+      exponent :math:`a` (any :math:`e`);
+    * gate parameters shared between groups are *nested* and *balanced*: the reduction below
+      can always eliminate some gates private to one term (after merging terms with equal
+      exponents). Shared gates entering terms with different exponents lead to stationarity
+      equations with no closed-form solution in general; the engine then stops.
+
+    **Reduction.** On the positive orthant (the penalty is even in every parameter and the sign
+    of each :math:`w_i` is carried by its leaf), the leaves are fixed by the gates,
+    :math:`\ell_i = w_i/G_j`, and :math:`\sum_{i \in j} c\,\ell_i^2 = c\,r_j^2 G_j^{-2}`; so the
+    problem becomes the unconstrained minimisation of a posynomial
+    :math:`F(x) = \sum_m R_m \prod_k x_k^{-\alpha_{mk}} + \sum_k c_k x_k^{2e_k}` over the gates.
+    Terms with equal exponents are merged; gates :math:`P` occurring in only one term are then
+    eliminated in closed form (weighted AM-GM):
+
+    .. math::
+        \min_{x_P} U\prod_{k\in P} x_k^{-\alpha_k} + \sum_{k\in P} c_k x_k^{2e_k}
+        = (1+\beta)\,(K U)^{1/(1+\beta)}, \quad
+        \beta = \sum_{k\in P}\frac{\alpha_k}{2e_k}, \quad
+        K = \prod_{k\in P}\Big(\frac{2e_kc_k}{\alpha_k}\Big)^{\alpha_k/(2e_k)},
+
+    attained at :math:`c_kx_k^{2e_k} = \frac{\alpha_k}{2e_k}\cdot\frac{\text{value}}{1+\beta}`.
+    The result is again a term of :math:`F`, so the elimination repeats until no gate is left.
+    Each elimination is exact; when no term has a private gate the engine stops (undecided).
+
+    **Checks** (in the symbols ``a_i`` :math:`= |w_i| > 0` and the group norms, with
+    :math:`a_{i_0}^2 = r_j^2 - \sum_{i \ne i_0} a_i^2` for one weight per group): the
+    back-substituted minimiser
+    :math:`\theta^*` satisfies :math:`w_i(\theta^*) = a_i`, attains the value, and is stationary
+    along the fibre: :math:`\sum_k v_k\theta_k\partial_k R(\theta^*) = 0` for a basis :math:`v`
+    of :math:`\ker A` (:math:`A` the exponent matrix). In the coordinates
+    :math:`y = \log|\theta|` the fibre is affine and :math:`R = \sum_k c_k e^{2e_ky_k} + c_0` is
+    convex, so a stationary point is the global minimum.
+
+    Examples
+    --------
+    >>> from dgating.theory.spec import builtin_spec
+    >>> spec_effective_penalty(builtin_spec("hierarchical")).expr
+    (r1 + r2)**(2/3)
+    >>> spec_effective_penalty(builtin_spec("hadamard")).expr
+    r1**(2/3) + r2**(2/3)
+    """
+    norms = _norm_symbols(len(spec.groups))
+    try:
+        expr, lift = _reduce(spec, norms)
+    except _Undecided as exc:
+        return SpecPenaltyResult(None, f"undecided: {exc}.", {}, ())
+    return SpecPenaltyResult(expr, "derived", lift, _penalty_checks(spec, expr, lift, norms))
+
+
+def _leaves(spec: MonomialSpec, powers: dict) -> tuple[list, list]:
+    """Per group: the leaf of each weight and the gate monomial (as exponent dict)."""
+    A, theta = spec.exponents, spec.theta
+    terms, leaves = [], []
+    for j, group in enumerate(spec.groups):
+        picks = []
+        for i in group:
+            private = [
+                k
+                for k in range(len(theta))
+                if A[i][k] and all(A[i2][k] == 0 for i2 in range(len(A)) if i2 != i)
+            ]
+            odd = [k for k in private if A[i][k] % 2 == 1]
+            if len(group) > 1:
+                odd = [k for k in odd if A[i][k] == 1 and powers[theta[k]][1] == 1]
+            if not odd:
+                raise _Undecided(
+                    f"weight {spec.weights[i]} (group {j + 1}) has no parameter of its own with "
+                    + ("exponent 1 and a squared penalty" if len(group) > 1 else "odd exponent")
+                )
+            picks.append(odd[0])
+        gates = [
+            tuple(A[i][k] if k != leaf else 0 for k in range(len(theta)))
+            for i, leaf in zip(group, picks)
+        ]
+        coeffs = {powers[theta[k]] for k in picks}
+        if len(set(gates)) > 1 or (len(group) > 1 and len(coeffs) > 1):
+            raise _Undecided(
+                f"the weights of group {j + 1} are not (own parameter) x (one common gate monomial)"
+                " with equal penalty weights on the own parameters: the minimum over the fibre "
+                f"is not a function of r_{j + 1} = ||w_{j + 1}||"
+            )
+        leaf = picks[0]
+        c, e = powers[theta[leaf]]
+        a = A[group[0]][leaf]
+        power = sp.Rational(2 * e, a)
+        alpha = {k: power * b for k, b in enumerate(gates[0]) if b}
+        terms.append((c * _placeholder(j) ** power, alpha))
+        leaves.append((picks, gates[0], a))
+    return terms, leaves
+
+
+def _placeholder(j: int) -> sp.Symbol:
+    """Placeholder for the norm of group ``j`` during the reduction."""
+    return sp.Symbol(f"_rho{j}", positive=True)
+
+
+def _reduce(spec: MonomialSpec, norms: tuple) -> tuple[sp.Expr, dict]:
+    theta = spec.theta
+    powers, const = separable_powers(spec.penalty, theta)
+    missing = [str(x) for x in theta if x not in powers]
+    if missing:
+        raise _Undecided(
+            f"parameters {missing} occur in weights but not in the penalty: the infimum over "
+            "the fibre is not attained"
+        )
+    terms, leaves = _leaves(spec, powers)
+    x = {k: sp.Symbol(f"_x{k}", positive=True) for k in range(len(theta))}
+    solved: list[tuple[int, sp.Expr]] = []  # gate k = expression in later gates and norms
+    while True:
+        merged: dict[tuple, sp.Expr] = {}
+        for R, alpha in terms:
+            key = tuple(sorted(alpha.items()))
+            merged[key] = merged.get(key, sp.S.Zero) + R
+        terms = [(R, dict(key)) for key, R in merged.items()]
+        if all(not alpha for _, alpha in terms):
+            break
+        for m, (R, alpha) in enumerate(terms):
+            private = [
+                k for k in alpha if all(k not in a2 for m2, (_, a2) in enumerate(terms) if m2 != m)
+            ]
+            if private:
+                break
+        else:
+            shared = sorted({str(theta[k]) for _, alpha in terms for k in alpha})
+            reduced = " + ".join(
+                "R*" + "*".join(f"{theta[k]}**({-a})" for k, a in alpha.items())
+                for _, alpha in terms
+                if alpha
+            )
+            raise _Undecided(
+                f"the gates {shared} are each shared by terms with different exponents: after "
+                f"eliminating the gates private to one term the reduced problem is {reduced} "
+                "+ penalty (R free of the gates), and its stationarity equations have no "
+                "closed-form solution in general (nested gates must enter every term they share "
+                "with equal exponents)"
+            )
+        beta = sp.Add(*(alpha[k] / (2 * powers[theta[k]][1]) for k in private))
+        K = sp.Mul(
+            *(
+                (2 * e * c / alpha[k]) ** (alpha[k] / (2 * e))
+                for k in private
+                for c, e in [powers[theta[k]]]
+            )
+        )
+        new_R = (1 + beta) * (K * R) ** (1 / (1 + beta))
+        new_alpha = {k: a / (1 + beta) for k, a in alpha.items() if k not in private}
+        value = new_R * sp.Mul(*(x[k] ** -a for k, a in new_alpha.items()))
+        for k in private:
+            c, e = powers[theta[k]]
+            solved.append(
+                (k, (alpha[k] * value / (2 * e * c * (1 + beta))) ** sp.Rational(1, 2 * e))
+            )
+        terms[m] = (new_R, new_alpha)
+    to_norm = {_placeholder(j): norms[j] for j in range(len(spec.groups))}
+    expr = _tidy(sp.Add(*(R for R, _ in terms)).xreplace(to_norm) + const)
+    # back-substitution: gates (last eliminated first), then the leaves
+    a_sym = _weight_magnitudes(spec.n_weights)
+    values: dict[int, sp.Expr] = {}
+    for k, sol in reversed(solved):
+        values[k] = sol.xreplace({x[k2]: v for k2, v in values.items()}).xreplace(to_norm)
+    lift = {theta[k]: v for k, v in values.items()}
+    for group, (picks, gate, a) in zip(spec.groups, leaves):
+        G = sp.Mul(*(values[k] ** b for k, b in enumerate(gate) if b))
+        for i, leaf in zip(group, picks):
+            lift[theta[leaf]] = (a_sym[i] / G) ** sp.Rational(1, a)
+    return expr, lift
+
+
+def _tidy(expr: sp.Expr) -> sp.Expr:
+    """Pull rational factors out of powers of sums: ``(r1/3 + r2/3)**q -> 3**-q (r1 + r2)**q``."""
+
+    def split(e: sp.Pow) -> sp.Expr:
+        coeff, rest = sp.factor_terms(e.base).as_coeff_Mul()
+        return coeff**e.exp * rest**e.exp
+
+    return sp.powsimp(expr.replace(lambda e: e.is_Pow and e.base.is_Add, split))
+
+
+def _weight_magnitudes(n: int) -> tuple[sp.Symbol, ...]:
+    """Positive symbols ``a_1, ..., a_p`` standing for :math:`|w_i|` in the checks."""
+    return tuple(sp.Symbol(f"a_{i + 1}", positive=True) for i in range(n))
+
+
+def _penalty_checks(
+    spec: MonomialSpec, expr: sp.Expr, lift: dict, norms: tuple
+) -> tuple[Step, ...]:
+    a_sym = _weight_magnitudes(spec.n_weights)
+    # r_j = ||w_j||: a_i = r_j in a one-weight group, else a_first^2 = r_j^2 - sum of the others
+    single = {a_sym[g[0]]: norms[j] for j, g in enumerate(spec.groups) if len(g) == 1}
+    sphere = {
+        a_sym[g[0]]: norms[j] ** 2 - sp.Add(*(a_sym[i] ** 2 for i in g[1:]))
+        for j, g in enumerate(spec.groups)
+        if len(g) > 1
+    }
+
+    def even_power(e: sp.Expr) -> bool:
+        return e.is_Pow and e.base in sphere and e.exp.is_even
+
+    def at_lift(e: sp.Expr) -> sp.Expr:
+        e = sp.expand(sp.powsimp(e.xreplace(lift), force=True)).xreplace(single)
+        return sp.expand(e.replace(even_power, lambda t: sphere[t.base] ** (t.exp / 2)))
+
+    steps = [
+        check_identity(
+            f"the minimiser lies on the fibre: {w} = a_{i + 1}",
+            at_lift(w),
+            a_sym[i].xreplace(single),
+        )
+        for i, w in enumerate(spec.weights)
+    ]
+    steps.append(
+        check_identity(
+            "the penalty at the minimiser is the effective penalty", at_lift(spec.penalty), expr
+        )
+    )
+    A = sp.Matrix(spec.exponents)
+    for v in A.nullspace():
+        tangent = sp.Add(*(vk * x * spec.penalty.diff(x) for vk, x in zip(v, spec.theta) if vk))
+        steps.append(
+            check_identity(
+                f"stationary along the fibre (log-direction {list(v)})", at_lift(tangent), 0
+            )
+        )
+    return tuple(steps)

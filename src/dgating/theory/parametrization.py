@@ -30,6 +30,7 @@ from functools import cached_property, lru_cache
 import sympy as sp
 
 from .._validation import InvalidParameterError, check_depth, check_positive
+from .spec import MonomialSpec
 
 __all__ = [
     "PARAMETRIZATIONS",
@@ -169,6 +170,27 @@ class Parametrization:
             return None
         return canon[0]
 
+    def to_spec(self) -> MonomialSpec:
+        """The same parametrisation as a :class:`~dgating.theory.spec.MonomialSpec`.
+
+        The groups are the blocks of :meth:`gate_partition` (one group when there is none) and
+        the penalty is :attr:`penalty`; the spec goes through the validation of a TOML file.
+
+        Examples
+        --------
+        >>> hadamard_parametrization(2, 2).to_spec().groups
+        ((0,), (1,))
+        """
+        partition = self.gate_partition() or (0,) * self.n_weights
+        groups = [[i for i, b in enumerate(partition) if b == k] for k in range(max(partition) + 1)]
+        data = {
+            "parameters": [str(x) for x in self.theta],
+            "weights": [str(w) for w in self.weights],
+            "groups": groups,
+            "penalty": str(self.penalty),
+        }
+        return MonomialSpec.from_dict(data, self.name)
+
 
 def _canonical(blocks: tuple[int, ...]) -> tuple[int, ...]:
     """Relabel a partition by first appearance, so equal partitions compare equal."""
@@ -272,14 +294,19 @@ def make_parametrization(name: str, depth: int, group_size: int = 1) -> Parametr
     return shared_gates_parametrization(depth, group_size)
 
 
-@lru_cache(maxsize=64)
-def _loss_gradient(spec: Parametrization) -> tuple[sp.Expr, ...]:
+def _loss_gradient(spec: Parametrization | MonomialSpec) -> tuple[sp.Expr, ...]:
     r""":math:`\nabla_\theta L_0(w(\theta))` for the undefined function :math:`L_0`."""
-    loss = sp.Function("L0")(*spec.weights)
-    return tuple(loss.diff(x) for x in spec.theta)
+    return _chain_rule(spec.weights, spec.theta)
 
 
-def loss_gradient_symbols(spec: Parametrization, expr: sp.Expr) -> sp.Expr:
+@lru_cache(maxsize=64)
+def _chain_rule(weights: tuple[sp.Expr, ...], theta: tuple[sp.Symbol, ...]) -> tuple[sp.Expr, ...]:
+    # keyed by the map, not the object: a Parametrization and its spec share the result
+    loss = sp.Function("L0")(*weights)
+    return tuple(loss.diff(x) for x in theta)
+
+
+def loss_gradient_symbols(spec: Parametrization | MonomialSpec, expr: sp.Expr) -> sp.Expr:
     r"""Rename the derivatives :math:`\partial_i L_0` in ``expr`` to symbols ``g_i`` (display)."""
     repl = {}
     for sub in expr.atoms(sp.Subs):
@@ -291,14 +318,16 @@ def loss_gradient_symbols(spec: Parametrization, expr: sp.Expr) -> sp.Expr:
     return expr.xreplace(repl)
 
 
-def flow_derivative(spec: Parametrization, h: sp.Expr, lam: sp.Expr = 0) -> sp.Expr:
-    r"""Time derivative of ``h(theta)`` along the gradient flow of the gated objective.
+def flow_derivative(spec: Parametrization | MonomialSpec, h: sp.Expr, lam: sp.Expr = 0) -> sp.Expr:
+    r"""Time derivative of ``h(theta)`` along the gradient flow of the penalised objective.
 
     .. math::
-        \dot\theta = -\nabla_\theta\Big(L_0(w(\theta)) + \frac{\lambda}{D}\|\theta\|^2\Big),
+        \dot\theta = -\nabla_\theta\Big(L_0(w(\theta)) + \lambda R(\theta)\Big),
         \qquad \frac{d}{dt} h = \langle \nabla h, \dot\theta\rangle,
 
-    with :math:`L_0` an undefined sympy function, so a zero result holds for every loss.
+    with :math:`L_0` an undefined sympy function, so a zero result holds for every loss, and
+    :math:`R` the spec's ``penalty`` (:math:`\frac{1}{D}\|\theta\|^2` for a
+    :class:`Parametrization`).
 
     Examples
     --------
@@ -309,5 +338,11 @@ def flow_derivative(spec: Parametrization, h: sp.Expr, lam: sp.Expr = 0) -> sp.E
     0
     """
     grad = _loss_gradient(spec)
-    decay = 2 * sp.sympify(lam) / spec.depth
-    return -sp.Add(*(h.diff(x) * (gx + decay * x) for x, gx in zip(spec.theta, grad) if h.has(x)))
+    lam = sp.sympify(lam)
+    return -sp.Add(
+        *(
+            h.diff(x) * (gx + lam * spec.penalty.diff(x))
+            for x, gx in zip(spec.theta, grad)
+            if h.has(x)
+        )
+    )
