@@ -1,7 +1,7 @@
 r"""Minima correspondence: the gated and the proximal routes from the same starts
 ============================================================================
 
-Supports THEORY.md 2.3 (Theorem 1): from the same random starts
+Supports docs/theory.md [T-minima] (Theorem 1): from the same random starts
 (:func:`dgating.proofs_check.multistart.run_multistart`), the minimiser of the smooth gated
 objective :math:`L` (collapsed) and the proximal-gradient minimiser of :math:`L_w` are both
 certified local minimisers of :math:`L_w` (first order, zero groups, reduced Hessian). For the

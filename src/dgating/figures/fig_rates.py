@@ -1,13 +1,13 @@
 r"""Measured over theoretical rates on a (D, lam) grid
 =================================================
 
-Supports THEORY.md 2.4 and 2.5 beyond single examples: for every depth :math:`D` and strength
-:math:`\lambda` of the simulation sweep (:mod:`dgating.simulations.sweep`, seeded random problems,
-several seeds), the decay rates measured on the gradient flow, divided by the rates derived by
-:mod:`dgating.theory`, are 1: the imbalance rate :math:`4\lambda/D` to integration accuracy, the gap
-rates of surviving (:math:`8\lambda/D`) and vanishing groups (:math:`4\lambda/D`, or
-:math:`2(\lambda + \|g_j^\star\|)` for :math:`D = 2`) to the accuracy of an asymptotic fit. Cells
-show the median ratio over seeds.
+Supports docs/theory.md [T-imbalance-flow] and [T-gap] beyond single examples: for every depth
+:math:`D` and strength :math:`\lambda` of the simulation sweep (:mod:`dgating.simulations.sweep`,
+seeded random problems, several seeds), the decay rates measured on the gradient flow, divided by
+the rates derived by :mod:`dgating.theory`, are 1: the imbalance rate :math:`4\lambda/D` to
+integration accuracy, the gap rates of surviving (:math:`8\lambda/D`) and vanishing groups
+(:math:`4\lambda/D`, or :math:`2(\lambda + \|g_j^\star\|)` for :math:`D = 2`) to the accuracy of an
+asymptotic fit. Cells show the median ratio over seeds.
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ A group counts as removed when :math:`\|w_j\|_2 \le \tau \max_k \|w^{(0)}_k\|_2`
 method of a seed), and is set to zero before the test accuracy is measured. The reference is the
 initial scale of the layer, not the trained weights, so a layer that vanishes as a whole counts as
 removed. A threshold is needed because under (S)GD vanishing groups decay geometrically and never
-reach zero within a finite budget (THEORY.md 2.7); it is the same rule for every method.
-``sparsity`` is the fraction of removed groups.
+reach zero within a finite budget (docs/theory.md [T-zero-groups]); it is the same rule for every
+method. ``sparsity`` is the fraction of removed groups.
 
 Datasets (bundled with scikit-learn, no download), standardised on the training split:
 

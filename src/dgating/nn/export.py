@@ -1,7 +1,7 @@
 r"""Collapse a D-gated model to plain weights and export a structurally smaller network.
 
 Under gradient descent, vanishing groups decay geometrically but never reach exact zero
-(THEORY.md 2.7), so :func:`collapse` ends with either a threshold (groups with
+(docs/theory.md [T-zero-groups]), so :func:`collapse` ends with either a threshold (groups with
 :math:`\|w_j\| \le` ``threshold`` become exactly zero) or one proximal step of the group
 :math:`L_{2,2/D}` penalty, :math:`w_j \leftarrow \mathrm{prox}_{t\lambda\|\cdot\|^{2/D}}(w_j)`
 (:meth:`dgating.GroupLqPenalty.prox`), which zeroes every group below the prox threshold.

@@ -16,9 +16,9 @@ automatically:
   does not show up as noise).
 
 :func:`flow_rates` applies it to a :class:`~dgating.simulations.flow.FlowResult`: the imbalance
-:math:`\|\Delta(t)\|_F` (exactly :math:`e^{-4\lambda t/D}\|\Delta(0)\|_F`, THEORY.md 2.4), the gap
-:math:`L - L_w`, and the gap per class of groups (*surviving*: the norm converges to a non-zero
-value; *vanishing*: it decays to zero), against :func:`theory_rates`:
+:math:`\|\Delta(t)\|_F` (exactly :math:`e^{-4\lambda t/D}\|\Delta(0)\|_F`, docs/theory.md
+[T-imbalance-flow]), the gap :math:`L - L_w`, and the gap per class of groups (*surviving*: the norm
+converges to a non-zero value; *vanishing*: it decays to zero), against :func:`theory_rates`:
 
 .. math::
     r_\Delta = \frac{4\lambda}{D}, \qquad r_{\text{surviving}} = \frac{8\lambda}{D}, \qquad
@@ -29,9 +29,9 @@ with :math:`g = \|\nabla_{w_j} L_0\|` at the limit (the slowest vanishing group,
 :math:`g`, dominates the class sum). Surviving groups: the gap of a group is
 :math:`\approx c\,\Delta^2` near a balanced non-zero limit, hence twice the imbalance rate.
 Vanishing groups for :math:`D \ge 3`: near 0 the gated Hessian block is
-:math:`\frac{2\lambda}{D} I` (THEORY.md 2.7), so :math:`\omega_j, \gamma_{j,d} \propto
-e^{-2\lambda t/D}` and both :math:`AM_j` and :math:`GM_j` decay like :math:`e^{-4\lambda t/D}`.
-For :math:`D = 2` the block has eigenvalues :math:`\lambda \pm g`; the gap
+:math:`\frac{2\lambda}{D} I` (docs/theory.md [T-zero-groups]), so :math:`\omega_j, \gamma_{j,d}
+\propto e^{-2\lambda t/D}` and both :math:`AM_j` and :math:`GM_j` decay like :math:`e^{-4\lambda
+t/D}`. For :math:`D = 2` the block has eigenvalues :math:`\lambda \pm g`; the gap
 :math:`\frac12(\|\omega_j\| - |\gamma_j|)^2` lives on the fast one.
 """
 
@@ -288,7 +288,7 @@ def theory_rates(depth: int, lam: float, g: float | None = None) -> dict[str, fl
 
 
 def gap_bound(result) -> np.ndarray:
-    r"""The a-priori bound of THEORY.md 2.5 along a flow, shape ``(n_t,)``.
+    r"""The a-priori bound of docs/theory.md [T-gap] along a flow, shape ``(n_t,)``.
 
     .. math::
         L - L_w \le \lambda\,\frac{D-1}{D} \sum_{j,d} |\Delta_{j,d}(0)|\, e^{-4\lambda t/D}.

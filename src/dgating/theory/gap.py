@@ -1,6 +1,7 @@
 r"""The objective gap :math:`L - L_w` and its asymptotic decay rate by group class.
 
-**Identity** (THEORY.md 2.5). With :math:`a_0 = \|\omega_j\|^2`, :math:`a_d = \gamma_{j,d}^2`,
+**Identity** (docs/theory.md [T-gap]). With :math:`a_0 = \|\omega_j\|^2`, :math:`a_d =
+\gamma_{j,d}^2`,
 
 .. math::
     L - L_w = \lambda \sum_j (AM_j - GM_j), \qquad
@@ -194,7 +195,8 @@ def _hessian_at_zero(depth: int, group_size: int) -> tuple[sp.Matrix, tuple]:
         Chain rule for a generic :math:`L_0` with gradient ``g_i`` and Hessian ``h_i_k`` at
         :math:`w = 0`: :math:`
     abla^2 L = J^	op h J + \sum_i g_i
-    abla^2 w_i + rac{2\lambda}{D} I`.
+    abla^2 w_i + 
+rac{2\lambda}{D} I`.
     """
     spec = dgating_parametrization(depth, group_size)
     theta = spec.theta
