@@ -18,6 +18,7 @@ Output folder layout::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -62,6 +63,8 @@ class StepRecord:
     cached: bool
     status: str  # "ok" or "error: ..."
     result: dict = field(repr=False, default_factory=dict)
+    #: Time the result took when it was computed (in this run or, if cached, an earlier one).
+    compute_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -188,14 +191,23 @@ STEPS: tuple[Step, ...] = (
 # ---------------------------------------------------------------------------------------------
 
 
-def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[str], None]):
+def _run_step(
+    step: Step,
+    out: Path,
+    quick: bool,
+    force: bool,
+    log: Callable[[str], None],
+    ledger: dict[str, float],
+):
+    """Run (or load) one step; ``ledger`` maps cached artefacts to their compute times."""
     start = time.perf_counter()
+    artefact = None
     if step.figure is not None:
         spec = FIGURES[step.figure]
         config = {"figure": step.figure, "quick": quick}
         try:
             result = _run_figure_data(step.figure, out, quick, force)
-            cached, status = result["cached"], "ok"
+            cached, status, artefact = result["cached"], "ok", result["data"]
             config = {**config, **_config_dict(spec.quick_config if quick else spec.config)}
         except Exception as exc:  # a failing part is reported; the rest of the report still runs
             result, cached, status = {}, False, f"error: {type(exc).__name__}: {exc}"
@@ -203,6 +215,7 @@ def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[st
         config = dict(step.quick_config if quick else step.config)
         key = config_hash(step.name, config, code_fingerprint(step.run))
         path = out / "cache" / f"{step.name}-{key}.json"
+        artefact = path.name
         if path.is_file() and not force:
             result, cached, status = json.loads(path.read_text()), True, "ok"
         else:
@@ -215,9 +228,25 @@ def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[st
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, json.dumps(json_safe(result), default=str))
     seconds = time.perf_counter() - start
-    src = "cached" if cached else ("computed" if status == "ok" else status)
+    if status == "ok" and not cached:
+        ledger[artefact] = seconds
+    compute = ledger.get(artefact) if status == "ok" else None
+    src = (
+        f"cached (computed in {compute:.1f} s)"
+        if cached and compute is not None
+        else ("cached" if cached else ("computed" if status == "ok" else status))
+    )
     log(f"[{step.name:<22}] {seconds:7.2f} s  {src}")
-    return StepRecord(step.name, step.description, config, seconds, cached, status, result)
+    return StepRecord(step.name, step.description, config, seconds, cached, status, result, compute)
+
+
+def _load_ledger(path: Path) -> dict[str, float]:
+    """Compute times of the cached artefacts (``{}`` if absent or unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
 
 
 def _config_dict(config: Any) -> dict:
@@ -263,25 +292,56 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    records = [_run_step(step, out, quick, force, log) for step in STEPS]
-    figures = []
+    ledger_path = out / "cache" / "compute_times.json"
+    ledger = _load_ledger(ledger_path)
+    records = [_run_step(step, out, quick, force, log, ledger) for step in STEPS]
+    # Figure data computed by a step in this run are fresh: do not recompute them twice.
+    by_step = {
+        s.figure: s.name
+        for s, r in zip(STEPS, records, strict=True)
+        if s.figure is not None and r.status == "ok" and not r.cached
+    }
+    figures, figure_compute = [], {}
     for name, spec in FIGURES.items():
         t0 = time.perf_counter()
         try:
-            # Data computed by a step in this run are fresh: do not recompute them twice.
-            fresh = force and name not in {s.figure for s in STEPS}
-            res = render(spec, out / "figures", quick=quick, force=fresh, data_dir=out / "data")
+            res = render(
+                spec,
+                out / "figures",
+                quick=quick,
+                force=force and name not in by_step,
+                data_dir=out / "data",
+            )
+            if name in by_step:
+                res = dataclasses.replace(res, cached=False)
+                src = f"computed (data by step {by_step[name]})"
+            elif res.cached:
+                src = "cached"
+            else:
+                ledger[res.data_path.name] = res.seconds
+                src = "computed"
+            figure_compute[name] = ledger.get(res.data_path.name)
             figures.append(res)
-            src = "cached" if res.cached else "computed"
         except Exception as exc:  # one broken figure must not hide the others
             figures.append((spec, f"{type(exc).__name__}: {exc}"))
             src = f"error: {type(exc).__name__}: {exc}"
         log(f"[{spec.label:<3} {name:<18}] {time.perf_counter() - t0:7.2f} s  {src}")
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(ledger_path, json.dumps(ledger, indent=1, sort_keys=True))
     seconds = time.perf_counter() - start
     checks = collect_checks(records, figures)
     n_failed = sum(1 for c in checks if not c["passed"])
     write_tables(out, records, figures, checks)
-    report = write_report(out, records, figures, checks, quick=quick, seconds=seconds, argv=argv)
+    report = write_report(
+        out,
+        records,
+        figures,
+        checks,
+        quick=quick,
+        seconds=seconds,
+        argv=argv,
+        figure_compute=figure_compute,
+    )
     log(
         f"[{'report':<22}] {report}  ({len(checks) - n_failed}/{len(checks)} checks passed, "
         f"{seconds:.1f} s)"
