@@ -31,7 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="scipy", help="scipy (DOP853, default) or batched (torch)")
     p.add_argument("--loss", default="squared", help="squared (default) or logistic")
     p.add_argument("--n-eval", type=int, default=400, help="output times (default 400)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (a summary)")
+    p.add_argument(
+        "--trajectory",
+        action="store_true",
+        help="with --json: also print the trajectory (keys t and gap, N_EVAL values each)",
+    )
     p.set_defaults(handler=_run_flow)
 
     s = subparsers.add_parser(
@@ -56,7 +61,7 @@ def _run_flow(args: argparse.Namespace) -> int:
     from ..objectives import GatedObjective
     from ..problem import load_problem
     from .flow import BACKENDS, initial_params, integrate_flow
-    from .rates import flow_rates
+    from .rates import flow_rates, horizon_advice
 
     depth = check_depth(args.depth, "--depth")
     lam = check_lam(args.lam, "--lam")
@@ -81,6 +86,7 @@ def _run_flow(args: argparse.Namespace) -> int:
         t_eval=t_eval,
     )
     rates = flow_rates(res, obj)
+    advice = horizon_advice(rates)
 
     def rate(est):
         return None if est is None or not est.valid else est.rate
@@ -89,8 +95,10 @@ def _run_flow(args: argparse.Namespace) -> int:
         return None if est is None or not est.valid else list(est.window)
 
     out = {
-        "t": res.t.tolist(),
-        "gap": res.gap.tolist(),
+        "t_end": float(args.t_end),
+        "n_eval": int(args.n_eval),
+        "gap_initial": float(res.gap[0]),
+        "gap_final": float(res.gap[-1]),
         "imbalance_initial": res.imbalance[0].tolist(),
         "imbalance_final": res.imbalance[-1].tolist(),
         "rate_imbalance": rate(rates.imbalance),
@@ -114,8 +122,14 @@ def _run_flow(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "init_scale": float(args.init_scale),
         "rtol": float(args.rtol),
+        # The rates are asymptotic: say when the horizon is too short for them.
+        "asymptotic": advice.asymptotic,
+        "suggested_t_end": advice.suggested_t_end,
+        "horizon_note": advice.message(float(args.t_end)) or None,
     }
     if args.json:
+        if args.trajectory:
+            out.update(t=res.t.tolist(), gap=res.gap.tolist())
         print_json(out)
         return 0
 
@@ -134,6 +148,8 @@ def _run_flow(args: argparse.Namespace) -> int:
         f"{fmt(out['rate_gap_vanishing_theory'])}   groups {out['vanishing_groups']}\n"
         f"  final gap        {res.gap[-1]:.3e}, support {out['support_final']}"
     )
+    if not advice.asymptotic:
+        print(advice.message(float(args.t_end)))
     return 0
 
 
