@@ -39,12 +39,11 @@ def compute(config) -> dict[str, np.ndarray]:
     ``(n_depths, n_lams)``); tidy per-configuration columns ``row_depth, row_lam, row_seed,
     row_<key>_measured, row_<key>_theory, row_status, row_seconds``.
     """
-    from tqdm.auto import tqdm
-
+    from .._progress import progress_iter
     from ..simulations.sweep import run_configuration
 
     configs = config.configurations()
-    rows = [run_configuration(c) for c in tqdm(configs, desc="sweep", leave=False, delay=2.0)]
+    rows = [run_configuration(c) for c in progress_iter(configs, "sweep")]
     depths = np.array(config.depths)
     lams = np.array(config.lams, dtype=float)
 

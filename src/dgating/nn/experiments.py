@@ -343,9 +343,9 @@ def _row(task, depth, lam, n_removed, n_groups, net, data, extras) -> dict:
 
 
 def _map(fn, tasks: list[dict], n_jobs: int, desc: str, progress: bool) -> list[dict]:
-    from tqdm.auto import tqdm
+    from .._progress import Progress
 
-    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False)
+    bar = Progress(len(tasks), desc, enabled=progress)
     results: list[dict] = []
     if n_jobs == 1 or len(tasks) <= 1:
         for t in tasks:
@@ -372,7 +372,7 @@ def run_experiments(config: ExperimentConfig | None = None, *, progress: bool = 
     config : ExperimentConfig, optional
         Defaults to :class:`ExperimentConfig` () (the full grid); see :func:`quick_config`.
     progress : bool, default=True
-        Show a tqdm progress bar.
+        Report progress on stderr: a bar on a terminal, one line per step otherwise.
 
     Returns
     -------

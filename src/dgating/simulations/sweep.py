@@ -431,13 +431,13 @@ def run_sweep(
         Address of a dask.distributed scheduler (e.g. ``"tcp://127.0.0.1:8786"``); overrides
         ``workers``.
     progress : bool, default=True
-        Show a tqdm progress bar (on stderr).
+        Report progress on stderr: a bar on a terminal, one line per step otherwise.
 
     Returns
     -------
     SweepResult
     """
-    from tqdm.auto import tqdm
+    from .._progress import Progress
 
     workers = check_positive(workers, "workers", integer=True)
     out = Path(out)
@@ -446,7 +446,7 @@ def run_sweep(
     configs = config.configurations()
     done = {c.key for c in configs if (cdir / f"{c.key}.json").is_file()}
     todo = [c for c in configs if c.key not in done]
-    bar = tqdm(total=len(configs), initial=len(done), disable=not progress, desc="sweep")
+    bar = Progress(len(configs), "sweep", enabled=progress, initial=len(done))
 
     def finish(row: dict) -> None:
         write_atomic(cdir / f"{row['key']}.json", json.dumps(row, sort_keys=True))
@@ -501,13 +501,13 @@ def rate_grid(
         ``"depths"`` (a,), ``"lams"`` (b,), and ``"imbalance"``, ``"surviving"``, ``"vanishing"``
         of shape (a, b): median measured/theory ratio (``nan`` where a class never occurs).
     """
-    from tqdm.auto import tqdm
+    from .._progress import progress_iter
 
     depths, lams = np.array(config.depths), np.array(config.lams, dtype=float)
     ratios = {
         k: [[[] for _ in lams] for _ in depths] for k in ("imbalance", "surviving", "vanishing")
     }
-    for c in tqdm(config.configurations(), disable=not progress, desc="rate grid"):
+    for c in progress_iter(config.configurations(), "rate grid", enabled=progress):
         row = run_configuration(c)
         i, j = list(depths).index(c.depth), list(lams).index(c.lam)
         for key, meas, theo in (
