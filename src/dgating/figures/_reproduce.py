@@ -30,10 +30,24 @@ from typing import Any
 from .._io import json_safe, write_atomic
 from .registry import FIGURES, code_fingerprint, config_hash, render
 
-__all__ = ["DEFAULT_OUT", "ReproduceResult", "STEPS", "Step", "reproduce"]
+__all__ = [
+    "DEFAULT_OUT",
+    "RUN_TIME",
+    "RUN_TIME_MACHINE",
+    "ReproduceResult",
+    "STEPS",
+    "Step",
+    "reproduce",
+]
 
 #: Default output folder (relative to the working directory, never inside the package).
 DEFAULT_OUT = "dgating-output"
+
+#: Measured wall time of a first (uncached) run of each mode; the README and ``reproduce --help``
+#: quote these strings (``tests/test_readme.py`` keeps them in step).
+RUN_TIME = {"default": "DEFAULT_TBD", "quick": "QUICK_TBD"}
+#: The machine the times were measured on.
+RUN_TIME_MACHINE = "2 CPU cores shared with other jobs"
 
 
 @dataclass(frozen=True)
@@ -173,8 +187,8 @@ STEPS: tuple[Step, ...] = (
         "verify",
         "numerical checks of the correspondence of minima (dgating.proofs_check)",
         _run_verify,
-        # The full suite (every problem, D = 2..5, networks) is about 2.5 of the default run's
-        # 4 minutes on 2 cores; --quick keeps the quick suite at D = 2, 3.
+        # The full suite (every problem, D = 2..5, networks) is the largest part of the default
+        # run (see RUN_TIME); --quick keeps the quick suite at D = 2, 3.
         {"suite": "full", "n_jobs": 2},
         {"suite": "quick", "depths": [2, 3], "n_jobs": 2},
     ),
@@ -270,7 +284,7 @@ def reproduce(
     out : path, default="dgating-output"
         Output folder (created).
     quick : bool, default=False
-        Small configurations everywhere (about a minute on 2 cores).
+        Small configurations everywhere (see :data:`RUN_TIME` for measured times).
     force : bool, default=False
         Ignore every cache and recompute.
     log : callable, optional
