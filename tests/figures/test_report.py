@@ -137,6 +137,8 @@ def test_reproduce_caches_every_step_and_figure(monkeypatch, tmp_path):
     assert "compute time" in second.report.read_text()
     assert second.steps[0].compute_seconds == first.steps[0].compute_seconds  # kept in the cache
     assert "http://" not in html and "https://" not in html  # opens offline
+    assert "THEORY" not in html and "../shared" not in html  # cites docs/theory.md only
+    assert "[T-" in html and "docs/theory.md" in html
     assert "<td>seed</td><td>7</td>" in html  # seeds from the configurations
     rows = (tmp_path / "tables" / "theory_vs_measured.csv").read_text().splitlines()
     assert rows[0].startswith("figure,quantity,setting,theory,measured,ratio")

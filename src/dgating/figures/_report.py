@@ -165,12 +165,12 @@ def software_versions() -> dict[str, str]:
 
 
 def _fmt(x: Any) -> str:
-    """A number with meaningful digits (4 significant; scientific outside [1e-3, 1e5)).
+    r"""A number with meaningful digits (4 significant; scientific outside [1e-3, 1e5)).
 
     Examples
     --------
     >>> [_fmt(v) for v in (3, 0.0, 2.000000000099, 3.81917e-14, 123456.7, float("nan"), None)]
-    ['3', '0', '2', '3.82e-14', '1.235e+05', 'n/a', 'n/a']
+    ['3', '0', '2', '3.82e\u221214', '1.235e+05', 'n/a', 'n/a']
     """
     if x is None:
         return "n/a"
@@ -183,9 +183,9 @@ def _fmt(x: Any) -> str:
             return "n/a" if x != x else ("∞" if x > 0 else "−∞")
         if x == 0:
             return "0"
-        if 1e-3 <= abs(x) < 1e5:
-            return f"{x:.4g}"
-        return f"{x:.3g}" if abs(x) < 1e-3 else f"{x:.4g}"
+        text = f"{x:.4g}" if abs(x) >= 1e-3 else f"{x:.3g}"
+        # U+2212 minus: no line break inside "3.82e−14" (a hyphen is a break opportunity)
+        return text.replace("-", "\u2212")
     return html.escape(str(x))
 
 
