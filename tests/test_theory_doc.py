@@ -124,3 +124,15 @@ def test_balanced_flow_is_the_preconditioned_flow_of_Lw(rng, depth):
     unbalanced = GatedParams(omega, gates)
     np.testing.assert_allclose(obj.gating.collapse(unbalanced), w, rtol=1e-12)
     assert np.max(np.abs(_velocity(obj, unbalanced) - expected)) > 1e-3
+
+
+def test_every_test_the_document_names_exists():
+    text = THEORY.read_text(encoding="utf-8")
+    named = set(re.findall(r"(?:::|`)(test_\w+)", text))
+    assert len(named) > 40
+    defined = set()
+    for source in _sources("tests").values():
+        defined |= set(re.findall(r"^def (test_\w+)", source, flags=re.M))
+    assert not named - defined, named - defined
+    for path in set(re.findall(r"`(tests/[\w/]+\.py)", text)):
+        assert (ROOT / path).is_file(), path

@@ -199,7 +199,9 @@ def _cell(v: Any) -> str:
         return f"<td class='label'>{html.escape(str(v))}</td>"
     if isinstance(v, int | float) and not isinstance(v, bool):
         return f"<td class='num'>{_fmt(v)}</td>"
-    return f"<td>{_fmt(v) if v is not None else ''}</td>"
+    if v is None:
+        return "<td class='na'>n/a</td>"
+    return f"<td>{_fmt(v)}</td>"
 
 
 class _Html(str):
@@ -262,7 +264,7 @@ FIGURE_NOTES: dict[str, tuple[str, str]] = {
         "[T-gap] [T-rate-surviving] [T-rate-vanishing] [T-rate-d2]",
         r"The gap :math:`L - L_w` stays below the a-priori bound "
         r":math:`\lambda\frac{D-1}{D}\sum_{j,d}|\Delta_{j,d}(0)|e^{-4\lambda t/D}` (table rows "
-        r"*bound holds with margin x*), but the bound's rate is not the actual one: groups that "
+        r"“bound holds with margin x”), but the bound's rate is not the actual one: groups that "
         r"stay non-zero decay at :math:`8\lambda/D`, vanishing groups at :math:`4\lambda/D` for "
         r":math:`D \ge 3` and at :math:`2\lambda + 2\|g_j^\star\|` for :math:`D = 2`.",
     ),
