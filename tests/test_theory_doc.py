@@ -66,7 +66,7 @@ def test_nothing_outside_the_project_is_cited():
 
 def test_the_outside_check_catches_an_outside_citation():
     # negative control: the needles do match the citation forms that were rewritten
-    old = "balanced (" + "THEORY" + ".md 2.2); see ``../" + "shared/THEORY.md``"
+    old = "balanced (" + "THEORY" + ".md 2.2); see ``../" + "shared/" + "THEORY" + ".md``"
     assert [n for n in OUTSIDE if n in old]
 
 
