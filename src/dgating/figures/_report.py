@@ -25,6 +25,7 @@ import os
 import platform
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -487,144 +488,95 @@ def _info_note(row: dict, tolerances: dict) -> str:
     )
 
 
-def _theory_tables(rows: list[dict], m: MathRenderer) -> str:
+def _bound_result(r: dict) -> str:
+    margin = (r["theory"] - r["measured"]) / abs(r["theory"]) if r["theory"] else None
+    if r["measured"] <= r["theory"]:
+        return f"bound holds with margin {_fmt(margin)}"
+    return f"bound violated by {_fmt(None if margin is None else -margin)}"
+
+
+def _defined_ratio(r: dict, reason: str) -> Any:
+    ratio = r.get("ratio")
+    ok = isinstance(ratio, float) and ratio == ratio and r["theory"] != 0
+    return ratio if ok else f"n/a ({reason})"
+
+
+#: One table per row kind: (kind, heading and the meaning of its columns, columns, cells).
+_KIND_TABLES: tuple[tuple[str, str, list[str], Callable[[dict, dict], dict]], ...] = (
+    (
+        "equality",
+        "<h3>Equalities: derived value against measured value</h3><p>ratio = measured / "
+        "theory; the check is |ratio − 1| ≤ tolerance.</p>",
+        ["theory", "measured", "ratio", "|ratio − 1|", "tolerance", "verdict", "note"],
+        lambda r, _: {"|ratio − 1|": abs(r["ratio"] - 1.0), "tolerance": r["tol"]},
+    ),
+    (
+        "bound",
+        "<h3>Bounds: measured value against an upper bound</h3><p>A bound is not an equality: "
+        "the check is measured ≤ bound, and the margin is (bound − measured) / bound.</p>",
+        ["bound", "measured", "result", "verdict", "note"],
+        lambda r, _: {"bound": r["theory"], "result": _bound_result(r)},
+    ),
+    (
+        "residual",
+        "<h3>Residuals: exact identities (theory value 0)</h3><p>The measured residual of an "
+        "identity that holds exactly; the check is residual ≤ tolerance.</p>",
+        ["residual", "tolerance", "verdict", "note"],
+        lambda r, _: {"residual": r["measured"], "tolerance": r.get("tol")},
+    ),
+    (
+        "reference",
+        "<h3>References and baselines (no check)</h3><p>The reference value is another "
+        "method's result (a solver, or a baseline such as magnitude pruning), not a theory "
+        "value; ratio = measured / reference.</p>",
+        ["measured", "reference value", "reference", "ratio"],
+        lambda r, _: {
+            "reference value": r["theory"],
+            "reference": re.sub(r"^theory column:\s*", "", str(r.get("note", ""))),
+            "ratio": _defined_ratio(r, "no reference value"),
+        },
+    ),
+    (
+        "info",
+        "<h3>Informative measurements (no check)</h3><p>Measured values shown beside the value "
+        "theory expects, without a pass/fail verdict.</p>",
+        ["expected", "measured", "ratio", "note"],
+        lambda r, tolerances: {
+            "expected": r["theory"],
+            "ratio": _defined_ratio(r, "expected value 0"),
+            "note": _info_note(r, tolerances),
+        },
+    ),
+)
+
+
+def _theory_tables(rows: list[dict]) -> str:
     """One table per row kind, each with one meaning per column."""
     if not rows:
         return "<p class='na'>(no rows)</p>"
     tolerances = _median_tolerances(rows)
-    by_kind: dict[str, list[dict]] = {}
-    for r in rows:
-        by_kind.setdefault(r["kind"], []).append(r)
-    base = ["figure", "labels", "quantity", "setting"]
+    known = {kind for kind, *_ in _KIND_TABLES}
     parts = []
-
-    def common(r: dict) -> dict:
-        return {
-            "figure": r["figure"],
-            "labels": _Label(r["labels"]),
-            "quantity": r["quantity"],
-            "setting": r["setting"],
-            "note": r.get("note", ""),
-        }
-
-    eq = by_kind.pop("equality", [])
-    if eq:
-        parts.append(
-            "<h3>Equalities: derived value against measured value</h3><p>ratio = measured / "
-            "theory; the check is |ratio − 1| ≤ tolerance.</p>"
-        )
-        parts.append(
-            _table(
-                [
-                    {
-                        **common(r),
-                        "theory": r["theory"],
-                        "measured": r["measured"],
-                        "ratio": r["ratio"],
-                        "|ratio − 1|": abs(r["ratio"] - 1.0),
-                        "tolerance": r["tol"],
-                        "verdict": _Verdict(r["passed"]),
-                    }
-                    for r in eq
-                ],
-                base
-                + ["theory", "measured", "ratio", "|ratio − 1|", "tolerance", "verdict"]
-                + ["note"],
-            )
-        )
-    bounds = by_kind.pop("bound", [])
-    if bounds:
-        parts.append(
-            "<h3>Bounds: measured value against an upper bound</h3><p>A bound is not an "
-            "equality: the check is measured ≤ bound, and the margin is (bound − measured) / "
-            "bound.</p>"
-        )
-        rows_b = []
-        for r in bounds:
-            margin = (r["theory"] - r["measured"]) / abs(r["theory"]) if r["theory"] else None
-            holds = r["measured"] <= r["theory"]
-            text = (
-                f"bound holds with margin {_fmt(margin)}"
-                if holds
-                else f"bound violated by {_fmt(-margin) if margin is not None else 'n/a'}"
-            )
-            rows_b.append(
-                {
-                    **common(r),
-                    "bound": r["theory"],
-                    "measured": r["measured"],
-                    "result": text,
-                    "verdict": _Verdict(r["passed"]),
-                }
-            )
-        parts.append(_table(rows_b, base + ["bound", "measured", "result", "verdict", "note"]))
-    residuals = by_kind.pop("residual", [])
-    if residuals:
-        parts.append(
-            "<h3>Residuals: exact identities (theory value 0)</h3><p>The measured residual of an "
-            "identity that holds exactly; the check is residual ≤ tolerance.</p>"
-        )
-        parts.append(
-            _table(
-                [
-                    {
-                        **common(r),
-                        "residual": r["measured"],
-                        "tolerance": r.get("tol"),
-                        "verdict": _Verdict(r["passed"]),
-                    }
-                    for r in residuals
-                ],
-                base + ["residual", "tolerance", "verdict", "note"],
-            )
-        )
-    refs = by_kind.pop("reference", [])
-    if refs:
-        parts.append(
-            "<h3>References and baselines (no check)</h3><p>The reference value is another "
-            "method's result (a solver, or a baseline such as magnitude pruning), not a theory "
-            "value; ratio = measured / reference.</p>"
-        )
-        parts.append(
-            _table(
-                [
-                    {
-                        **common(r),
-                        "measured": r["measured"],
-                        "reference value": r["theory"],
-                        "reference": re.sub(r"^theory column:\s*", "", str(r.get("note", ""))),
-                        "ratio": r["ratio"]
-                        if isinstance(r["ratio"], float) and r["ratio"] == r["ratio"]
-                        else "n/a (no reference value)",
-                    }
-                    for r in refs
-                ],
-                base + ["measured", "reference value", "reference", "ratio"],
-            )
-        )
-    info = by_kind.pop("info", []) + [r for rs in by_kind.values() for r in rs]
-    if info:
-        parts.append(
-            "<h3>Informative measurements (no check)</h3><p>Measured values shown beside the "
-            "value theory expects, without a pass/fail verdict.</p>"
-        )
-        parts.append(
-            _table(
-                [
-                    {
-                        **common(r),
-                        "expected": r["theory"],
-                        "measured": r["measured"],
-                        "ratio": r["ratio"]
-                        if r["theory"] != 0 and r["ratio"] == r["ratio"]
-                        else "n/a (expected value 0)",
-                        "note": _info_note(r, tolerances),
-                    }
-                    for r in info
-                ],
-                base + ["expected", "measured", "ratio", "note"],
-            )
-        )
+    for kind, intro, columns, cells in _KIND_TABLES:
+        selected = [r for r in rows if (r["kind"] if r["kind"] in known else "info") == kind]
+        if not selected:
+            continue
+        table = [
+            {
+                "figure": r["figure"],
+                "labels": _Label(r["labels"]),
+                "quantity": r["quantity"],
+                "setting": r["setting"],
+                "theory": r["theory"],
+                "measured": r["measured"],
+                "ratio": r["ratio"],
+                "verdict": _Verdict(r["passed"]),
+                "note": r.get("note", ""),
+                **cells(r, tolerances),
+            }
+            for r in selected
+        ]
+        parts.append(intro + _table(table, ["figure", "labels", "quantity", "setting", *columns]))
     return "".join(parts)
 
 
@@ -1021,7 +973,7 @@ def write_report(
         "<h2 id='theory'>Theory against measurement</h2>",
         "<p>Each row puts a value derived by <code>dgating.theory</code> beside the value "
         "measured in this run; the tables differ in what is compared.</p>",
-        _theory_tables(_theory_rows(records, figures), m),
+        _theory_tables(_theory_rows(records, figures)),
         "<h2 id='checks'>Checks</h2>",
     ]
     by_source: dict[str, list[dict]] = {}
