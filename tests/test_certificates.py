@@ -45,8 +45,8 @@ def test_unbalanced_point_rejected(problem, depth):
 
 
 def test_zero_group_violating_group_lasso_condition_rejected(problem):
-    # D = 2: a zero group with ||g_j|| > lam is not a minimiser (THEORY.md 2.7); for D = 3 the same
-    # point is fine along that group (infinite slope of r^(2/3) at 0).
+    # D = 2: a zero group with ||g_j|| > lam is not a minimiser (docs/theory.md [T-zero-groups]);
+    # for D = 3 the same point is fine along that group (infinite slope of r^(2/3) at 0).
     lam = 0.05
     res = solve_prox(problem, 2, lam)
     j = res.support(problem.groups)[0]

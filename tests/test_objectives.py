@@ -13,7 +13,7 @@ from .helpers import random_problem
 
 
 def torch_loss(problem, w: torch.Tensor) -> torch.Tensor:
-    """Independent torch implementation of L0 from THEORY.md sec. 1."""
+    """Independent torch implementation of L0 from docs/theory.md [C-conventions]."""
     X, y = torch.tensor(problem.X), torch.tensor(problem.y)
     z = X @ w
     if problem.loss.name == "squared":
@@ -123,7 +123,8 @@ def test_gap_identity_and_balance(rng, depth):
 
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_balancedness_identity(rng, depth):
-    # <omega_j, dL/domega_j> - gamma_jd dL/dgamma_jd = (2 lam/D) Delta_jd (THEORY.md 2.2).
+    # <omega_j, dL/domega_j> - gamma_jd dL/dgamma_jd = (2 lam/D) Delta_jd (docs/theory.md
+    # [T-balance]).
     prob = random_problem(rng, loss="logistic")
     lam = 0.7
     obj = GatedObjective(prob, depth, lam)

@@ -237,8 +237,9 @@ def check_output_file(path: object, name: str) -> Path:
 
 def check_horizon(depth: int, lam: float, t_end: float, name: str = "t_end") -> float:
     r"""Return ``t_end`` after checking that it is finite, positive and that the imbalance decay
-    :math:`4\lambda T / D` (THEORY.md 2.4: :math:`\Delta(t) = \Delta(0) e^{-4\lambda t/D}`) is at
-    most ``LIMITS["decay"]``; longer horizons only integrate round-off and their cost is unbounded.
+    :math:`4\lambda T / D` (docs/theory.md [T-imbalance-flow]: :math:`\Delta(t) = \Delta(0)
+    e^{-4\lambda t/D}`) is at most ``LIMITS["decay"]``; longer horizons only integrate round-off and
+    their cost is unbounded.
     """
     t = check_real(t_end, name, 0.0, 1e300, lo_open=True)
     decay = 4.0 * lam * t / depth

@@ -1,4 +1,4 @@
-r"""Certificates that a candidate :math:`w` is a local minimiser of :math:`L_w` (THEORY.md sec. 4).
+r"""Certificates that a candidate :math:`w` is a local minimiser of :math:`L_w` ([T-stationarity]).
 
 * First order on the support: :math:`g_j + \lambda q \|w_j\|^{q-2} w_j = 0`.
 * Zero groups: :math:`\|g_j\| \le \lambda` for :math:`q = 1`; automatic for :math:`q < 1`.
@@ -75,7 +75,7 @@ def certify(
         :math:`\lambda`.
     w : ndarray, shape (n_features,), or GatedParams
         Candidate; gated parameters are collapsed and must also be balanced to ``tol`` (a
-        minimiser of :math:`L` is balanced, THEORY.md 2.2).
+        minimiser of :math:`L` is balanced, docs/theory.md [T-balance]).
     tol : float, default=1e-7
         Bound on the relative stationarity (and on the violation of the zero-group condition).
     hess_tol : float, default=1e-8

@@ -1,6 +1,6 @@
 r"""The D-Gating parametrisation :math:`w_{G_j} = \omega_{G_j} \prod_{d=1}^{D-1} \gamma_{j,d}`.
 
-Notation (``../shared/THEORY.md`` sec. 1): :math:`P_j = \prod_d \gamma_{j,d}`,
+Notation (docs/theory.md [C-conventions]): :math:`P_j = \prod_d \gamma_{j,d}`,
 :math:`P_{j,-d} = \prod_{d' \ne d} \gamma_{j,d'}`, imbalance
 :math:`\Delta_{j,d} = \|\omega_{G_j}\|^2 - \gamma_{j,d}^2`. Unpenalised features (label ``-1``)
 are neither gated nor penalised: there :math:`w_i = \omega_i`.
@@ -183,7 +183,7 @@ class DGating:
         return float(np.max(np.abs(self.imbalance(params)) / scale[:, None]))
 
     def lift(self, w: np.ndarray, signs: np.ndarray | None = None) -> GatedParams:
-        r"""The continuous balanced lift of ``w`` (THEORY.md 2.3).
+        r"""The continuous balanced lift of ``w`` (docs/theory.md [T-minima]).
 
         .. math::
             \gamma_{j,d} = s_{j,d} \|w_j\|^{1/D}, \qquad

@@ -6,7 +6,8 @@ r"""The two objectives of D-Gating.
   \frac{\lambda}{D}(\|\omega\|^2 + \|\Gamma\|_F^2)`.
 
 With :math:`w = \mathrm{collapse}(\omega, \Gamma)`, :math:`L \ge L_w(w)` with equality iff every
-group is balanced (THEORY.md 2.1); :meth:`GatedObjective.gap` returns :math:`L - L_w`.
+group is balanced (docs/theory.md [T-variational]); :meth:`GatedObjective.gap` returns :math:`L -
+L_w`.
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class GatedObjective:
     \frac{\lambda}{D}(\|\omega_{\mathrm{pen}}\|^2 + \|\Gamma\|_F^2)`,
     :math:`w = \omega \odot \prod_d \gamma_{\cdot, d}`.
 
-    Gradients (THEORY.md sec. 1):
+    Gradients (docs/theory.md [C-conventions]):
 
     .. math::
         \partial_{\omega_{G_j}} L = P_j g_j + \tfrac{2\lambda}{D}\omega_{G_j}, \qquad
@@ -239,7 +240,7 @@ class GatedObjective:
         return self.penalised_objective.value(self.gating.collapse(params))
 
     def gap(self, params: GatedParams) -> float:
-        r""":math:`L - L_w = \lambda \sum_j (AM_j - GM_j) \ge 0` (THEORY.md 2.5)."""
+        r""":math:`L - L_w = \lambda \sum_j (AM_j - GM_j) \ge 0` (docs/theory.md [T-gap])."""
         return self.lam * float(
             np.sum(self.gating.penalty_per_group(params) - self.gating.geometric_means(params))
         )

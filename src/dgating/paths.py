@@ -103,13 +103,13 @@ def lam_max(problem: Problem, depth: int, *, tol: float = 1e-10) -> float:
     :math:`L` the Lipschitz constant of :math:`\nabla L_0`.
 
     * :math:`D = 2` (:math:`q = 1`): :math:`w^0` is the global minimiser of the convex
-      :math:`L_w` iff :math:`\|g_j\| \le \lambda` for all :math:`j` (THEORY.md sec. 4), so
-      :math:`\lambda_{\max} = \max_j \|g_j\|`.
+      :math:`L_w` iff :math:`\|g_j\| \le \lambda` for all :math:`j` (docs/theory.md
+      [T-stationarity]), so :math:`\lambda_{\max} = \max_j \|g_j\|`.
     * :math:`D \ge 3` (:math:`q < 1`): :math:`w^0` is a local minimiser for **every**
       :math:`\lambda > 0` (infinite slope of :math:`r^q` at 0), so "the solution is zero" is
       defined by the proximal-gradient map the path uses: group :math:`j` stays at zero after
       one step :math:`\mathrm{prox}_{t\lambda P}(w^0 - t\nabla L_0(w^0))` iff
-      :math:`t\|g_j\| \le \tau(t\lambda, q)`, with the prox threshold (THEORY.md sec. 3)
+      :math:`t\|g_j\| \le \tau(t\lambda, q)`, with the prox threshold (docs/theory.md [T-prox])
       :math:`\tau(s, q) = c_q (2s(1-q))^{1/(2-q)}`, :math:`c_q = \frac{2-q}{2(1-q)}`. Solving for
       :math:`\lambda`,
 

@@ -4,7 +4,7 @@ For depth-:math:`D` gating, :math:`q = 2/D` (:func:`effective_q`): ``D = 2`` is 
 ``D = 3`` is :math:`L_{2,2/3}`, ``D = 4`` is :math:`L_{2,1/2}`; non-convex for ``D >= 3``.
 
 The group prox is :math:`\mathrm{prox}_{t\|\cdot\|^q}(z) = T(\|z\|)\, z / \|z\|` with the scalar
-thresholding map (THEORY.md sec. 3)
+thresholding map (docs/theory.md [T-prox])
 
 .. math::
     T(s) = \operatorname*{argmin}_{r \ge 0} \tfrac12 (r - s)^2 + t r^q .

@@ -1,4 +1,4 @@
-"""The effective gated penalty at fixed imbalance (THEORY.md 2.1, 2.9)."""
+"""The effective gated penalty at fixed imbalance ([T-variational], [T-transition])."""
 
 from __future__ import annotations
 

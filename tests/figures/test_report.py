@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from dgating.figures import _reproduce, registry
-from dgating.figures._report import texify
+from dgating.figures._math import MathRenderer
+from dgating.figures._report import row_kind, texify
 from dgating.figures.registry import FigureSpec, summary_row
 
 
@@ -20,6 +21,35 @@ def test_texify_turns_math_roles_into_text():
     out = texify(r"rate :math:`4\lambda/D` and ``code`` with <tag>")
     assert out == "rate <i>4λ/D</i> and <code>code</code> with &lt;tag&gt;"
     assert "\\" not in texify(r":math:`\|w_j\|^{2/D}`")
+
+
+def test_math_is_typeset_offline_as_svg_with_shared_glyphs():
+    m = MathRenderer()
+    a, b = m.inline(r"\frac{4\lambda}{D}"), m.inline(r"\langle\hat g_j,\omega_j\rangle")
+    for out in (a, b):
+        assert out.startswith('<span class="math" role="img"') and "<svg" in out
+        assert "em;height:" in out  # sized in em: scales with the text
+    # every glyph is defined once, in the shared definitions, and only referenced by formulas
+    assert "<path id=" not in a + b and a.count("<use") >= 3
+    defs = m.defs()
+    assert defs.count("<path id=") == len(set(__import__("re").findall(r'id="([^"]+)"', defs)))
+    # LaTeX that mathtext lacks is rewritten (\le, \tfrac, \Big) rather than shown raw
+    assert "math-text" not in m.inline(r"\tfrac{1}{D}\Big(x \le y\Big)")
+    # a formula mathtext cannot parse falls back to text, never to a traceback or raw LaTeX
+    fallback = m.inline(r"\unknowncommand{x}")
+    assert 'class="math math-text"' in fallback
+
+
+def test_rows_are_sorted_by_what_they_compare():
+    assert row_kind(summary_row("gap / bound", "D=3", 1.0, 0.5, upper=True)) == "bound"
+    assert row_kind(summary_row("rate", "D=3", 2.0, 2.1, tol=0.1)) == "equality"
+    assert row_kind({**summary_row("residual", "", 0.0, 1e-16), "passed": True}) == "residual"
+    assert row_kind(summary_row("acc", "", 0.9, 0.8, "magnitude pruning (baseline)")) == (
+        "reference"
+    )
+    assert row_kind(summary_row("final L_w - L_w*", "D=2", 0.0, 1e-6)) == "info"
+    # negative control: a bound is not read as an equality, nor an equality as a bound
+    assert row_kind(summary_row("rate", "D=3", 2.0, 1.0, tol=0.1)) != "bound"
 
 
 @dataclass(frozen=True)
@@ -93,16 +123,26 @@ def test_reproduce_caches_every_step_and_figure(monkeypatch, tmp_path):
     second = _reproduce.reproduce(tmp_path, log=lines.append)
     assert calls == {"step": 1, "figure": 1}  # everything reused
     assert all(r.cached for r in second.steps) and all(f.cached for f in second.figures)
-    _reproduce.reproduce(tmp_path, force=True, log=lines.append)
+    lines.clear()
+    forced = _reproduce.reproduce(tmp_path, force=True, log=lines.append)
     assert calls == {"step": 2, "figure": 2}  # the step-computed figure data is not redone
-    assert any("cached" in ln for ln in lines)
+    # --force recomputes everything and says so: nothing is logged or reported as cached
+    assert lines and not any("cached" in ln for ln in lines[:-1]), lines
+    assert not any(f.cached for f in forced.figures)
 
     html = first.report.read_text()
-    assert "data:image/png;base64," in html and "<i>λ &gt; 0</i>" in html
+    assert "data:image/png;base64," in html and 'aria-label="\\lambda &gt; 0"' in html
+    assert "bound violated by 1" in html  # the failing toy bound, said as a bound
+    assert "reused from the cache" in second.report.read_text()
+    assert "compute time" in second.report.read_text()
+    assert second.steps[0].compute_seconds == first.steps[0].compute_seconds  # kept in the cache
     assert "http://" not in html and "https://" not in html  # opens offline
+    assert "THEORY" not in html and "../shared" not in html  # cites docs/theory.md only
+    assert "[T-" in html and "docs/theory.md" in html
     assert "<td>seed</td><td>7</td>" in html  # seeds from the configurations
     rows = (tmp_path / "tables" / "theory_vs_measured.csv").read_text().splitlines()
     assert rows[0].startswith("figure,quantity,setting,theory,measured,ratio")
+    assert rows[0].endswith("kind,labels")
     assert len(rows) == 3
     checks = (tmp_path / "tables" / "checks.csv").read_text()
     assert "toy bound" in checks and "False" in checks  # the failing bound is recorded

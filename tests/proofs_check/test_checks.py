@@ -56,8 +56,8 @@ def test_balancedness_identity_holds_off_the_balanced_set(wide):
 
 @pytest.mark.parametrize("depth", [2, 3])
 def test_zero_group_hessian_block_matches_theory(depth):
-    # THEORY.md 2.7: at a zero group of a lifted point, the (omega_j, gamma_j) block has the
-    # eigenvalues lam +- ||g_j|| (D = 2) or is (2 lam / D) I (D >= 3).
+    # docs/theory.md [T-zero-groups]: at a zero group of a lifted point, the (omega_j, gamma_j)
+    # block has the eigenvalues lam +- ||g_j|| (D = 2) or is (2 lam / D) I (D >= 3).
     from dgating import GroupedProblem
 
     X = np.eye(3) * np.sqrt(3.0)

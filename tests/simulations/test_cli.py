@@ -19,7 +19,7 @@ def _flow_json(capsys, *extra: str) -> dict:
 
 
 def test_flow_json_contract(capsys):
-    out = _flow_json(capsys, "--seed", "2", "--init-scale", "0.8")
+    out = _flow_json(capsys, "--seed", "2", "--init-scale", "0.8", "--trajectory")
     for key in (
         "t",
         "gap",
@@ -44,6 +44,33 @@ def test_flow_json_contract(capsys):
     assert again["imbalance_initial"] == out["imbalance_initial"]  # seeded initialisation
     other = _flow_json(capsys, "--seed", "3", "--init-scale", "0.8")
     assert other["imbalance_initial"] != out["imbalance_initial"]
+
+
+def test_flow_json_is_a_compact_summary_without_trajectory(capsys):
+    out = _flow_json(capsys)
+    assert "t" not in out and "gap" not in out  # the trajectory only with --trajectory
+    assert out["n_eval"] == 400 and out["t_end"] == 40.0
+    assert out["gap_final"] < out["gap_initial"]
+    assert len(json.dumps(out)) < 4000  # one short line, not 2 x 400 numbers
+
+
+def _flow_text(capsys, t_end: str) -> tuple[int, str, str]:
+    code = main(["flow", DATA, "--depth", "3", "--lam", "0.1", "--t-end", t_end])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_flow_says_when_the_horizon_is_too_short(capsys):
+    # At T = 100 the surviving-group gap rate is still 3 % above 8 lam/D (pre-asymptotic); the
+    # suggested horizon log(1e12) / (4 lam/D) = 208 makes every rate match to 2 %. A
+    # pre-asymptotic rate is not a trustworthy estimate of the asymptotic one: exit status 1 and
+    # one stderr line with the suggestion.
+    code, _, err = _flow_text(capsys, "100")
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "too short for the asymptotic rates" in err and "--t-end 208" in err
+    assert "surviving" in err
+    # negative control: at the suggested horizon there is nothing to say
+    assert _flow_text(capsys, "208")[0::2] == (0, "")
 
 
 def test_flow_batched_backend_and_empty_class_is_null(capsys):

@@ -15,6 +15,8 @@ from ..cli import DEFAULT_OUT, HELP
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``dgating figures`` and ``dgating reproduce``."""
+    from ._reproduce import RUN_TIME, RUN_TIME_MACHINE
+
     p = subparsers.add_parser(
         "figures",
         help=HELP["figures"],
@@ -42,7 +44,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "1 otherwise.",
     )
     r.add_argument("--out", default=DEFAULT_OUT, help=f"output folder (default ./{DEFAULT_OUT})")
-    r.add_argument("--quick", action="store_true", help="small configurations (under 2 minutes)")
+    r.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"small configurations ({RUN_TIME['quick']}; default run {RUN_TIME['default']}; "
+        f"measured on {RUN_TIME_MACHINE})",
+    )
     r.add_argument("--force", action="store_true", help="ignore the caches and recompute")
     r.set_defaults(handler=_run_reproduce)
 

@@ -18,6 +18,7 @@ Output folder layout::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -29,10 +30,24 @@ from typing import Any
 from .._io import json_safe, write_atomic
 from .registry import FIGURES, code_fingerprint, config_hash, render
 
-__all__ = ["DEFAULT_OUT", "ReproduceResult", "STEPS", "Step", "reproduce"]
+__all__ = [
+    "DEFAULT_OUT",
+    "RUN_TIME",
+    "RUN_TIME_MACHINE",
+    "ReproduceResult",
+    "STEPS",
+    "Step",
+    "reproduce",
+]
 
 #: Default output folder (relative to the working directory, never inside the package).
 DEFAULT_OUT = "dgating-output"
+
+#: Measured wall time of a first (uncached) run of each mode; the README and ``reproduce --help``
+#: quote these strings (``tests/test_readme.py`` keeps them in step).
+RUN_TIME = {"default": "about 36 minutes", "quick": "about 5 minutes"}
+#: The machine the times were measured on (CPU time: 7.9 and 0.8 minutes).
+RUN_TIME_MACHINE = "2 CPU cores shared with other jobs (load average about 14)"
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,8 @@ class StepRecord:
     cached: bool
     status: str  # "ok" or "error: ..."
     result: dict = field(repr=False, default_factory=dict)
+    #: Time the result took when it was computed (in this run or, if cached, an earlier one).
+    compute_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -170,8 +187,8 @@ STEPS: tuple[Step, ...] = (
         "verify",
         "numerical checks of the correspondence of minima (dgating.proofs_check)",
         _run_verify,
-        # The full suite (every problem, D = 2..5, networks) is about 2.5 of the default run's
-        # 4 minutes on 2 cores; --quick keeps the quick suite at D = 2, 3.
+        # The full suite (every problem, D = 2..5, networks) is the largest part of the default
+        # run (see RUN_TIME); --quick keeps the quick suite at D = 2, 3.
         {"suite": "full", "n_jobs": 2},
         {"suite": "quick", "depths": [2, 3], "n_jobs": 2},
     ),
@@ -188,14 +205,23 @@ STEPS: tuple[Step, ...] = (
 # ---------------------------------------------------------------------------------------------
 
 
-def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[str], None]):
+def _run_step(
+    step: Step,
+    out: Path,
+    quick: bool,
+    force: bool,
+    log: Callable[[str], None],
+    ledger: dict[str, float],
+):
+    """Run (or load) one step; ``ledger`` maps cached artefacts to their compute times."""
     start = time.perf_counter()
+    artefact = None
     if step.figure is not None:
         spec = FIGURES[step.figure]
         config = {"figure": step.figure, "quick": quick}
         try:
             result = _run_figure_data(step.figure, out, quick, force)
-            cached, status = result["cached"], "ok"
+            cached, status, artefact = result["cached"], "ok", result["data"]
             config = {**config, **_config_dict(spec.quick_config if quick else spec.config)}
         except Exception as exc:  # a failing part is reported; the rest of the report still runs
             result, cached, status = {}, False, f"error: {type(exc).__name__}: {exc}"
@@ -203,6 +229,7 @@ def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[st
         config = dict(step.quick_config if quick else step.config)
         key = config_hash(step.name, config, code_fingerprint(step.run))
         path = out / "cache" / f"{step.name}-{key}.json"
+        artefact = path.name
         result = None if force else _cached_result(path)
         if result is not None:
             cached, status = True, "ok"
@@ -216,9 +243,25 @@ def _run_step(step: Step, out: Path, quick: bool, force: bool, log: Callable[[st
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(path, json.dumps(json_safe(result), default=str))
     seconds = time.perf_counter() - start
-    src = "cached" if cached else ("computed" if status == "ok" else status)
+    if status == "ok" and not cached:
+        ledger[artefact] = seconds
+    compute = ledger.get(artefact) if status == "ok" else None
+    src = (
+        f"cached (computed in {compute:.1f} s)"
+        if cached and compute is not None
+        else ("cached" if cached else ("computed" if status == "ok" else status))
+    )
     log(f"[{step.name:<22}] {seconds:7.2f} s  {src}")
-    return StepRecord(step.name, step.description, config, seconds, cached, status, result)
+    return StepRecord(step.name, step.description, config, seconds, cached, status, result, compute)
+
+
+def _load_ledger(path: Path) -> dict[str, float]:
+    """Compute times of the cached artefacts (``{}`` if absent or unreadable)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {str(k): float(v) for k, v in data.items() if isinstance(v, int | float)}
 
 
 def _cached_result(path: Path) -> dict | None:
@@ -252,7 +295,7 @@ def reproduce(
     out : path, default="dgating-output"
         Output folder (created).
     quick : bool, default=False
-        Small configurations everywhere (about a minute on 2 cores).
+        Small configurations everywhere (see :data:`RUN_TIME` for measured times).
     force : bool, default=False
         Ignore every cache and recompute.
     log : callable, optional
@@ -274,25 +317,56 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    records = [_run_step(step, out, quick, force, log) for step in STEPS]
-    figures = []
+    ledger_path = out / "cache" / "compute_times.json"
+    ledger = _load_ledger(ledger_path)
+    records = [_run_step(step, out, quick, force, log, ledger) for step in STEPS]
+    # Figure data computed by a step in this run are fresh: do not recompute them twice.
+    by_step = {
+        s.figure: s.name
+        for s, r in zip(STEPS, records, strict=True)
+        if s.figure is not None and r.status == "ok" and not r.cached
+    }
+    figures, figure_compute = [], {}
     for name, spec in FIGURES.items():
         t0 = time.perf_counter()
         try:
-            # Data computed by a step in this run are fresh: do not recompute them twice.
-            fresh = force and name not in {s.figure for s in STEPS}
-            res = render(spec, out / "figures", quick=quick, force=fresh, data_dir=out / "data")
+            res = render(
+                spec,
+                out / "figures",
+                quick=quick,
+                force=force and name not in by_step,
+                data_dir=out / "data",
+            )
+            if name in by_step:
+                res = dataclasses.replace(res, cached=False)
+                src = f"computed (data by step {by_step[name]})"
+            elif res.cached:
+                src = "cached"
+            else:
+                ledger[res.data_path.name] = res.seconds
+                src = "computed"
+            figure_compute[name] = ledger.get(res.data_path.name)
             figures.append(res)
-            src = "cached" if res.cached else "computed"
         except Exception as exc:  # one broken figure must not hide the others
             figures.append((spec, f"{type(exc).__name__}: {exc}"))
             src = f"error: {type(exc).__name__}: {exc}"
         log(f"[{spec.label:<3} {name:<18}] {time.perf_counter() - t0:7.2f} s  {src}")
+    ledger_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(ledger_path, json.dumps(ledger, indent=1, sort_keys=True))
     seconds = time.perf_counter() - start
     checks = collect_checks(records, figures)
     n_failed = sum(1 for c in checks if not c["passed"])
     write_tables(out, records, figures, checks)
-    report = write_report(out, records, figures, checks, quick=quick, seconds=seconds, argv=argv)
+    report = write_report(
+        out,
+        records,
+        figures,
+        checks,
+        quick=quick,
+        seconds=seconds,
+        argv=argv,
+        figure_compute=figure_compute,
+    )
     log(
         f"[{'report':<22}] {report}  ({len(checks) - n_failed}/{len(checks)} checks passed, "
         f"{seconds:.1f} s)"

@@ -1,7 +1,7 @@
 r"""Minima correspondence: the gated and the proximal routes from the same starts
 ============================================================================
 
-Supports THEORY.md 2.3 (Theorem 1): from the same random starts
+Supports docs/theory.md [T-minima] (Theorem 1): from the same random starts
 (:func:`dgating.proofs_check.multistart.run_multistart`), the minimiser of the smooth gated
 objective :math:`L` (collapsed) and the proximal-gradient minimiser of :math:`L_w` are both
 certified local minimisers of :math:`L_w` (first order, zero groups, reduced Hessian). For the
@@ -161,7 +161,7 @@ def plot(data: dict[str, np.ndarray], ax=None):
             # D >= 3 is non-convex: two certified routes may stop at different local minima.
             (
                 "same",
-                "same minimiser (must for $D = 2$; need not for $D \\geq 3$, THEORY.md 2.3)",
+                "same minimiser (must for $D = 2$; need not for $D \\geq 3$, [T-minima])",
                 OKABE_ITO["orange"],
             ),
         )

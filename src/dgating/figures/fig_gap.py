@@ -1,9 +1,9 @@
 r"""Objective gap L - L_w: the bound and the per-class asymptotic rates
 =================================================================
 
-Supports THEORY.md 2.5: along the flow the gap :math:`L - L_w = \lambda\sum_j(AM_j - GM_j)` stays
-below :math:`\lambda\frac{D-1}{D}\sum_{j,d}|\Delta_{j,d}(0)|e^{-4\lambda t/D}` (dashed), but the
-groups decay at different asymptotic rates: a group that stays non-zero has
+Supports docs/theory.md [T-gap]: along the flow the gap :math:`L - L_w = \lambda\sum_j(AM_j - GM_j)`
+stays below :math:`\lambda\frac{D-1}{D}\sum_{j,d}|\Delta_{j,d}(0)|e^{-4\lambda t/D}` (dashed), but
+the groups decay at different asymptotic rates: a group that stays non-zero has
 :math:`AM_j - GM_j = O(\Delta^2)`, rate :math:`8\lambda/D`; a vanishing group decays with the
 bound's rate :math:`4\lambda/D` for :math:`D \ge 3` (all its factors shrink like
 :math:`e^{-2\lambda t/D}`) and at :math:`2(\lambda + \|\nabla_j L_0(w^\star)\|)` for :math:`D = 2`

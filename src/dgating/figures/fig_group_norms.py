@@ -1,12 +1,12 @@
 r"""Group-norm trajectories: from a non-sparse regime into sparse optimisation
 =========================================================================
 
-Supports THEORY.md 2.9 and 2.7: started from the dense ridge solution with unbalanced factors, the
-gradient flow first sees a smooth, ridge-like penalty (the imbalance is large), so every group stays
-non-zero; as :math:`\sum|\Delta_{j,d}|` decays like :math:`e^{-4\lambda t/D}` the penalty becomes
-:math:`\lambda\|w_j\|^{2/D}` and the groups outside the support collapse geometrically (top:
-:math:`\|w_j(t)\|`, vermillion for groups that vanish), never reaching exact zero. Bottom: the
-number of groups above :math:`10^{-3}\max_j\|w_j\|` and the normalised imbalance.
+Supports docs/theory.md [T-transition] and [T-zero-groups]: started from the dense ridge solution
+with unbalanced factors, the gradient flow first sees a smooth, ridge-like penalty (the imbalance is
+large), so every group stays non-zero; as :math:`\sum|\Delta_{j,d}|` decays like :math:`e^{-4\lambda
+t/D}` the penalty becomes :math:`\lambda\|w_j\|^{2/D}` and the groups outside the support collapse
+geometrically (top: :math:`\|w_j(t)\|`, vermillion for groups that vanish), never reaching exact
+zero. Bottom: the number of groups above :math:`10^{-3}\max_j\|w_j\|` and the normalised imbalance.
 """
 
 from __future__ import annotations

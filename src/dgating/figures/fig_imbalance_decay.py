@@ -1,8 +1,8 @@
 r"""Imbalance decay: exactly exponential at the rate 4 lam / D
 ========================================================
 
-Supports THEORY.md 2.4: along the gradient flow of the gated objective every imbalance
-:math:`\Delta_{j,d} = \|\omega_j\|^2 - \gamma_{j,d}^2` obeys
+Supports docs/theory.md [T-imbalance-flow]: along the gradient flow of the gated objective every
+imbalance :math:`\Delta_{j,d} = \|\omega_j\|^2 - \gamma_{j,d}^2` obeys
 :math:`\dot\Delta_{j,d} = -\frac{4\lambda}{D}\Delta_{j,d}` for any loss, so
 :math:`\sum_{j,d}|\Delta_{j,d}(t)| = e^{-4\lambda t/D}\sum_{j,d}|\Delta_{j,d}(0)|`. Measured
 trajectories (solid, integrated with DOP853 at ``rtol=1e-10``) for several :math:`(D, \lambda)` lie

@@ -1,17 +1,17 @@
 r"""Sparsity-accuracy trade-offs of D-Gating on small networks (digits, wine, ResNet)
 ==================================================================================
 
-Puts the practical use of D-Gating (THEORY.md 1 and 2.7) on record without presupposing a winner:
-plain minibatch SGD with coupled weight decay :math:`2\lambda/D` on the gated network removes whole
-groups (hidden neurons for digits, input features for wine, batch norm channels of a small ResNet
-on digits, whose exported model is physically smaller), and each :math:`(D, \lambda)` gives one
-point of test accuracy against the fraction of groups removed (a relative threshold, since under SGD
-vanishing groups decay geometrically and never reach zero). The baselines are SGD on :math:`L_w`
-with subgradients, proximal SGD (exact zeros) and magnitude pruning at matched sparsity
-(:mod:`dgating.nn.experiments`; the ResNet is compared with proximal SGD and magnitude pruning
-only); points are means over seeds with one standard deviation as error bars, lines join only
-neighbouring settings, with short training budgets, so the ranking of the methods is a
-measurement of this configuration only.
+Puts the practical use of D-Gating (docs/theory.md [C-conventions] and [T-zero-groups]) on record
+without presupposing a winner: plain minibatch SGD with coupled weight decay :math:`2\lambda/D` on
+the gated network removes whole groups (hidden neurons for digits, input features for wine, batch
+norm channels of a small ResNet on digits, whose exported model is physically smaller), and each
+:math:`(D, \lambda)` gives one point of test accuracy against the fraction of groups removed (a
+relative threshold, since under SGD vanishing groups decay geometrically and never reach zero). The
+baselines are SGD on :math:`L_w` with subgradients, proximal SGD (exact zeros) and magnitude pruning
+at matched sparsity (:mod:`dgating.nn.experiments`; the ResNet is compared with proximal SGD and
+magnitude pruning only); points are means over seeds with one standard deviation as error bars,
+lines join only neighbouring settings, with short training budgets, so the ranking of the methods is
+a measurement of this configuration only.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 r"""Regularisation paths over lam: the gated and the proximal route overlaid
 ========================================================================
 
-Supports THEORY.md 2.3 (local minima of :math:`L` and :math:`L_w` correspond): along a grid of
-:math:`\lambda`, minimising the smooth gated objective :math:`L(\omega,\Gamma)` (L-BFGS,
+Supports docs/theory.md [T-minima] (local minima of :math:`L` and :math:`L_w` correspond): along a
+grid of :math:`\lambda`, minimising the smooth gated objective :math:`L(\omega,\Gamma)` (L-BFGS,
 warm-started) and the non-smooth :math:`L_w` (proximal gradient, warm-started) trace the same
 group-norm paths :math:`\|w_j\|` for :math:`D = 2, 3, 4`, with groups leaving the support earlier
 and more abruptly as :math:`D` grows (:math:`q = 2/D`). For the non-convex :math:`D \ge 3` the two

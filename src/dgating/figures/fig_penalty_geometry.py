@@ -1,7 +1,7 @@
 r"""Penalty geometry: the L_{2,2/D} balls and the smooth gated penalty at non-zero imbalance
 =========================================================================================
 
-Supports THEORY.md 2.1 and 2.9: on the balanced set the gated penalty is
+Supports docs/theory.md [T-variational] and [T-transition]: on the balanced set the gated penalty is
 :math:`\lambda\sum_j\|w_j\|^{2/D}` (top row: level sets for two scalar groups, with the cusps on the
 axes that make solutions sparse, convex for :math:`D = 2` only), while at a fixed non-zero imbalance
 the penalty seen by :math:`w_j` is smooth and ridge-like near 0 (bottom row: per-group profiles,
@@ -50,8 +50,8 @@ def effective_gated_penalty(
         \phi_c(r) = \tfrac{1}{D}\Big(\|\omega_j\|^2 + \sum_d \gamma_{j,d}^2\Big)
         = \tfrac{1}{D}\Big(D a - \sum_d c_d\Big).
 
-    For :math:`D = 2`, :math:`\phi_c(r) = \frac12\sqrt{c^2 + 4r^2}` (THEORY.md 2.9); for
-    :math:`c = 0`, :math:`\phi_0(r) = r^{2/D}`. Multiply by :math:`\lambda`.
+    For :math:`D = 2`, :math:`\phi_c(r) = \frac12\sqrt{c^2 + 4r^2}` (docs/theory.md [T-transition]);
+    for :math:`c = 0`, :math:`\phi_0(r) = r^{2/D}`. Multiply by :math:`\lambda`.
 
     Parameters
     ----------
@@ -203,7 +203,7 @@ def plot(data: dict[str, np.ndarray], ax=None):
             mfc="none",
             ls="none",
             color="0.35",
-            label=r"$\frac{1}{2}\sqrt{c^2 + 4r^2}$, $D = 2$ (THEORY.md 2.9)",
+            label=r"$\frac{1}{2}\sqrt{c^2 + 4r^2}$, $D = 2$ (docs/theory.md [T-transition])",
         )
         shading = Patch(color="0.6", alpha=0.5, label=r"shading: $|w_1|^{2/D} + |w_2|^{2/D}$")
         shared_legend(

@@ -1,16 +1,17 @@
 r"""Measured over theoretical rates on a (D, lam) grid
 =================================================
 
-Supports THEORY.md 2.4 and 2.5 beyond single examples: for every depth :math:`D` and strength
-:math:`\lambda` of the simulation sweep (:mod:`dgating.simulations.sweep`, seeded random problems,
-several seeds), the decay rates measured on the gradient flow are divided by the rates derived by
-:mod:`dgating.theory`. The imbalance rate :math:`4\lambda/D` is an exact law and its ratio is 1 to
-integration accuracy (four decimals shown). The gap rates of surviving (:math:`8\lambda/D`) and
-vanishing groups (:math:`4\lambda/D`, or :math:`2(\lambda + \|g_j^\star\|)` for :math:`D = 2`) are
-asymptotic, fitted on a finite window: most ratios are within 1 %, but for vanishing groups at
-:math:`D = 2` they can be several per cent off (up to about 8 % in the default sweep), because
-those groups approach their asymptotic rate slowly and the window is partly pre-asymptotic. Cells
-show the median ratio over seeds; the colour scale is symmetric about 1 and covers every cell.
+Supports docs/theory.md [T-imbalance-flow] and [T-gap] beyond single examples: for every depth
+:math:`D` and strength :math:`\lambda` of the simulation sweep (:mod:`dgating.simulations.sweep`,
+seeded random problems, several seeds), the decay rates measured on the gradient flow are divided by
+the rates derived by :mod:`dgating.theory`. The imbalance rate :math:`4\lambda/D` is an exact law
+and its ratio is 1 to integration accuracy (four decimals shown). The gap rates of surviving
+(:math:`8\lambda/D`) and vanishing groups (:math:`4\lambda/D`, or :math:`2(\lambda + \|g_j^\star\|)`
+for :math:`D = 2`) are asymptotic, fitted on a finite window: most ratios are within 1 %, but for
+vanishing groups at :math:`D = 2` they can be several per cent off (up to about 8 % in the default
+sweep), because those groups approach their asymptotic rate slowly and the window is partly
+pre-asymptotic. Cells show the median ratio over seeds; the colour scale is symmetric about 1 and
+covers every cell.
 """
 
 from __future__ import annotations
@@ -42,12 +43,11 @@ def compute(config) -> dict[str, np.ndarray]:
     ``(n_depths, n_lams)``); tidy per-configuration columns ``row_depth, row_lam, row_seed,
     row_<key>_measured, row_<key>_theory, row_status, row_seconds``.
     """
-    from tqdm.auto import tqdm
-
+    from .._progress import progress_iter
     from ..simulations.sweep import run_configuration
 
     configs = config.configurations()
-    rows = [run_configuration(c) for c in tqdm(configs, desc="sweep", leave=False, delay=2.0)]
+    rows = [run_configuration(c) for c in progress_iter(configs, "sweep")]
     depths = np.array(config.depths)
     lams = np.array(config.lams, dtype=float)
 

@@ -1,7 +1,7 @@
 r"""SGD: geometric imbalance decay and a steady-state imbalance of order eta
 =======================================================================
 
-Supports THEORY.md 2.6: with step :math:`\eta` and any minibatch gradient,
+Supports docs/theory.md [T-sgd]: with step :math:`\eta` and any minibatch gradient,
 :math:`\Delta^+_{j,d} = (1 - 2\eta\lambda/D)^2\Delta_{j,d} + \eta^2(\|P_j\hat g_j\|^2 -
 (P_{j,-d}\langle\hat g_j,\omega_j\rangle)^2)`. Left: for scalar groups the recursion is purely
 multiplicative, and for :math:`D \ge 3` the imbalance of the groups that vanish contracts by exactly

@@ -1,13 +1,14 @@
 r"""Subgradient descent oscillates; D-Gating and proximal gradient converge
 =====================================================================
 
-Supports THEORY.md 2.7 and 2.8: from the same dense start :math:`w_0`, the subgradient method on the
-non-smooth :math:`L_w` (fixed step :math:`\eta = 0.2/\mathrm{Lip}`) stalls with the groups outside
-the support oscillating around zero (its step :math:`\eta\lambda q\|w_j\|^{q-1}` overshoots near 0),
-while the gradient flow of the smooth gated objective :math:`L` and proximal gradient on :math:`L_w`
-both converge: proximal gradient sets groups to exact zero in finitely many steps, the gated flow
-shrinks them geometrically. Top: :math:`L_w - L_w^\star`; bottom: the largest norm among the groups
-that vanish at the solution (iteration :math:`k` is placed at time :math:`k\eta`).
+Supports docs/theory.md [T-zero-groups] and [T-precond-flow]: from the same dense start :math:`w_0`,
+the subgradient method on the non-smooth :math:`L_w` (fixed step :math:`\eta = 0.2/\mathrm{Lip}`)
+stalls with the groups outside the support oscillating around zero (its step :math:`\eta\lambda
+q\|w_j\|^{q-1}` overshoots near 0), while the gradient flow of the smooth gated objective :math:`L`
+and proximal gradient on :math:`L_w` both converge: proximal gradient sets groups to exact zero in
+finitely many steps, the gated flow shrinks them geometrically. Top: :math:`L_w - L_w^\star`;
+bottom: the largest norm among the groups that vanish at the solution (iteration :math:`k` is placed
+at time :math:`k\eta`).
 """
 
 from __future__ import annotations

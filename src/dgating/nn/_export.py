@@ -65,8 +65,8 @@ def _auto_cutoffs(norms: list[torch.Tensor], depths: list[int], lam, step) -> li
     r"""Per-unit norm below which ``threshold="auto"`` zeroes a group.
 
     With ``lam`` and ``step``: the prox threshold :math:`\tau(\mathrm{step}\,\lambda, 2/D)`
-    (THEORY.md sec. 3). Otherwise :math:`\sqrt{\epsilon}\max_k\|w_k\|` over all gated groups of
-    the model (:math:`\epsilon` the machine epsilon of the weights' dtype).
+    (docs/theory.md [T-prox]). Otherwise :math:`\sqrt{\epsilon}\max_k\|w_k\|` over all gated groups
+    of the model (:math:`\epsilon` the machine epsilon of the weights' dtype).
     """
     if lam is not None:
         return [float(prox_threshold(step * lam, 2.0 / d)) for d in depths]
@@ -84,8 +84,9 @@ def collapse(
 ) -> nn.Module:
     r"""A plain copy of ``model`` with :math:`w = \omega \odot P` and zeroed dead groups.
 
-    Under (S)GD, vanishing groups decay geometrically but never reach exact zero (THEORY.md 2.7):
-    after training they sit at norms like 1e-25, and a rule is needed to call them zero.
+    Under (S)GD, vanishing groups decay geometrically but never reach exact zero (docs/theory.md
+    [T-zero-groups]): after training they sit at norms like 1e-25, and a rule is needed to call them
+    zero.
 
     Parameters
     ----------
@@ -96,8 +97,8 @@ def collapse(
         ``"auto"``: with ``lam`` and ``step`` (the training :math:`\lambda` and step size), zero
         exactly the groups that one proximal step of the group :math:`L_{2,2/D}` penalty,
         :math:`\mathrm{prox}_{\mathrm{step}\,\lambda\|\cdot\|_2^{2/D}}`, sets to zero, i.e.
-        :math:`\|w_j\| \le \tau(\mathrm{step}\,\lambda, 2/D)` (THEORY.md sec. 3), and leave the
-        other groups unchanged. The reason: a fixed point of proximal gradient descent with that
+        :math:`\|w_j\| \le \tau(\mathrm{step}\,\lambda, 2/D)` (docs/theory.md [T-prox]), and leave
+        the other groups unchanged. The reason: a fixed point of proximal gradient descent with that
         step has no non-zero group below :math:`\tau`, so the rule removes what the non-smooth
         problem would remove and nothing that a converged run keeps. Without ``lam``/``step``:
         zero the groups with :math:`\|w_j\| \le \sqrt{\epsilon}\max_k\|w_k\|` (max over every
@@ -912,9 +913,9 @@ def export(
       exact for any traceable model and only as small as the analysis can prove.
 
     Dead groups of a trained model are not exactly zero (under SGD they shrink geometrically,
-    to about 1e-25, THEORY.md 2.7); ``threshold="auto"`` decides which are zero from the theory,
-    see below. Groups kept are not changed, so in eval mode the exported model equals the gated
-    model up to the removed groups' (negligible) contribution.
+    to about 1e-25, docs/theory.md [T-zero-groups]); ``threshold="auto"`` decides which are zero
+    from the theory, see below. Groups kept are not changed, so in eval mode the exported model
+    equals the gated model up to the removed groups' (negligible) contribution.
 
     Parameters
     ----------
@@ -926,8 +927,8 @@ def export(
     threshold : float or "auto", default="auto"
         ``"auto"`` with ``lam`` and ``step``: zero the groups that one exact proximal step of
         :math:`\mathrm{step}\cdot\lambda\|\cdot\|_2^{2/D}` sets to zero (norm below the prox
-        threshold :math:`\tau(\mathrm{step}\,\lambda, 2/D)`, THEORY.md sec. 3): a fixed point of
-        proximal gradient descent with that step has no non-zero group below it. ``"auto"``
+        threshold :math:`\tau(\mathrm{step}\,\lambda, 2/D)`, docs/theory.md [T-prox]): a fixed point
+        of proximal gradient descent with that step has no non-zero group below it. ``"auto"``
         without them: zero the groups below :math:`\sqrt{\epsilon}` times the largest group norm
         of the model. A number: zero the groups with :math:`\|w_j\| \le` ``threshold`` (``0``:
         only exact zeros). See :func:`collapse`.

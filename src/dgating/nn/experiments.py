@@ -23,8 +23,8 @@ A group counts as removed when :math:`\|w_j\|_2 \le \tau \max_k \|w^{(0)}_k\|_2`
 method of a seed), and is set to zero before the test accuracy is measured. The reference is the
 initial scale of the layer, not the trained weights, so a layer that vanishes as a whole counts as
 removed. A threshold is needed because under (S)GD vanishing groups decay geometrically and never
-reach zero within a finite budget (THEORY.md 2.7); it is the same rule for every method.
-``sparsity`` is the fraction of removed groups.
+reach zero within a finite budget (docs/theory.md [T-zero-groups]); it is the same rule for every
+method. ``sparsity`` is the fraction of removed groups.
 
 Datasets (bundled with scikit-learn, no download), standardised on the training split:
 
@@ -44,8 +44,8 @@ Datasets (bundled with scikit-learn, no download), standardised on the training 
   ``dgating``, ``proximal`` (prox step on the same groups) and ``magnitude`` (smallest groups of
   the dense network, over both blocks); a group counts as removed under the rule of
   ``threshold="auto"`` of :func:`dgating.nn.export` with the training :math:`\lambda` and step
-  (the prox threshold, THEORY.md sec. 3), the same for every method, and the accuracy is that of
-  the exported, physically smaller model in eval mode. Its own grid: ``resnet_lams``,
+  (the prox threshold, docs/theory.md [T-prox]), the same for every method, and the accuracy is that
+  of the exported, physically smaller model in eval mode. Its own grid: ``resnet_lams``,
   ``resnet_seeds``.
 
 :func:`run_experiments` returns the tidy rows, :func:`trade_off_table` summarises them (mean over
@@ -514,20 +514,20 @@ def _row(task, depth, lam, n_removed, n_groups, net, data, extras) -> dict:
 
 
 def _map(fn, tasks: list[dict], n_jobs: int, desc: str, progress: bool) -> list[dict]:
-    from tqdm.auto import tqdm
+    from .._progress import Progress
 
-    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False)
+    bar = Progress(len(tasks), desc, enabled=progress)
     results: list[dict] = []
     if n_jobs == 1 or len(tasks) <= 1:
         for t in tasks:
             results.append(fn(t))
             bar.update()
     else:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from .._workers import worker_pool
 
-        # spawn: fresh interpreters, no fork of a process that may hold torch threads
-        with ProcessPoolExecutor(n_jobs, mp_context=mp.get_context("spawn")) as pool:
+        # spawn: fresh interpreters, no fork of a process that may hold torch threads; the
+        # workers exit when this process dies
+        with worker_pool(n_jobs) as pool:
             for res in pool.map(fn, tasks, chunksize=4):
                 results.append(res)
                 bar.update()
@@ -543,7 +543,7 @@ def run_experiments(config: ExperimentConfig | None = None, *, progress: bool = 
     config : ExperimentConfig, optional
         Defaults to :class:`ExperimentConfig` () (the full grid); see :func:`quick_config`.
     progress : bool, default=True
-        Show a tqdm progress bar.
+        Report progress on stderr: a bar on a terminal, one line per step otherwise.
 
     Returns
     -------

@@ -28,16 +28,16 @@ Groups (``group=``):
 
 Initialisation (``init=``) never changes the function of the network at init:
 
-* ``"balanced"`` (default): the continuous balanced lift of the current weights (THEORY.md 2.3),
-  :math:`\gamma_{j,d} = \|w_j\|^{1/D}`, :math:`\omega_j = w_j \|w_j\|^{1/D - 1}`. Then
+* ``"balanced"`` (default): the continuous balanced lift of the current weights (docs/theory.md
+  [T-minima]), :math:`\gamma_{j,d} = \|w_j\|^{1/D}`, :math:`\omega_j = w_j \|w_j\|^{1/D - 1}`. Then
   :math:`\frac{\lambda}{D}(\|\omega\|^2 + \|\Gamma\|_F^2) = \lambda \sum_j \|w_j\|^{2/D}` exactly
   (AM-GM with equality), training starts on the balanced set, which the regularised gradient flow
   leaves invariant, and on it :math:`w` follows a preconditioned flow of the non-smooth
-  :math:`L_w` (THEORY.md 2.8). This is the default because the theory (correspondence of minima,
-  the gap :math:`L - L_w = 0`) holds from the first step.
+  :math:`L_w` (docs/theory.md [T-precond-flow]). This is the default because the theory
+  (correspondence of minima, the gap :math:`L - L_w = 0`) holds from the first step.
 * ``"ones"``: :math:`\Gamma = 1`, :math:`\omega = w`. The first steps on :math:`\omega` are those of
   plain training, but the penalty starts above :math:`\lambda P_D(w)` and the gap decays only at
-  rate :math:`4\lambda/D` (THEORY.md 2.4).
+  rate :math:`4\lambda/D` (docs/theory.md [T-imbalance-flow]).
 
 For ``nn.Linear`` and ``nn.Conv1d/2d/3d`` the forward pass scales activations instead
 of materialising :math:`w` (``y = (x \omega^\top + b_\omega) P`` for output groups,

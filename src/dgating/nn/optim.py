@@ -1,6 +1,6 @@
 r"""Optimiser parameter groups for D-gated models: coupled weight decay :math:`2\lambda/D`.
 
-The smooth D-Gating objective (THEORY.md sec. 1) is
+The smooth D-Gating objective (docs/theory.md [C-conventions]) is
 
 .. math::
     L(\omega, \Gamma) = L_0(\omega \odot P)

@@ -1,5 +1,6 @@
 r"""Numerical verification that the local minima of the gated :math:`L` and of :math:`L_w`
-correspond (Theorem 1 of Kolb et al., NeurIPS 2025; THEORY.md 2.2, 2.3, 2.7).
+correspond (Theorem 1 of Kolb et al., NeurIPS 2025; docs/theory.md [T-balance], [T-minima],
+[T-zero-groups]).
 
 Checks return :class:`CheckResult` objects and never assert; :func:`run_suite` runs them on a
 registry of problems (:data:`PROBLEMS`) and depths, together with negative controls

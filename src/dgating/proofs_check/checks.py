@@ -5,7 +5,7 @@ Relative quantities use the gradient scale :math:`s = \max(\lambda, \max_j \|\na
 of :class:`~dgating.objectives.PenalisedObjective` (``scale``) and the round-off allowance of the
 perturbation tests is :math:`10^{-13}(1 + |f|)` for an objective value :math:`f`.
 
-Balancedness (THEORY.md 2.2). For every point, exactly,
+Balancedness (docs/theory.md [T-balance]). For every point, exactly,
 
 .. math::
     \langle \omega_j, \partial_{\omega_j} L\rangle - \gamma_{j,d}\, \partial_{\gamma_{j,d}} L
@@ -13,14 +13,14 @@ Balancedness (THEORY.md 2.2). For every point, exactly,
 
 so at a stationary point with :math:`\lambda > 0` every :math:`\Delta_{j,d}` vanishes.
 
-Direction (a) (THEORY.md 2.3): a local minimiser of :math:`L` collapses to a local minimiser of
-:math:`L_w`; :func:`check_penalised_minimiser` certifies the collapsed point (first-order residual,
-zero-group condition, reduced Hessian, perturbation test). Direction (b): the balanced lift of a
-local minimiser of :math:`L_w` is a local minimiser of :math:`L`; :func:`check_gated_minimiser`
-checks the gradient, the Hessian (dense or Lanczos) and a perturbation test of :math:`L`.
-At a lifted point with a zero group the gated Hessian block of that group is
+Direction (a) (docs/theory.md [T-minima]): a local minimiser of :math:`L` collapses to a local
+minimiser of :math:`L_w`; :func:`check_penalised_minimiser` certifies the collapsed point
+(first-order residual, zero-group condition, reduced Hessian, perturbation test). Direction (b): the
+balanced lift of a local minimiser of :math:`L_w` is a local minimiser of :math:`L`;
+:func:`check_gated_minimiser` checks the gradient, the Hessian (dense or Lanczos) and a perturbation
+test of :math:`L`. At a lifted point with a zero group the gated Hessian block of that group is
 :math:`\frac{2\lambda}{D} I` for :math:`D \ge 3` and has eigenvalues :math:`\lambda \pm \|g_j\|`
-for :math:`D = 2` (THEORY.md 2.7).
+for :math:`D = 2` (docs/theory.md [T-zero-groups]).
 """
 
 from __future__ import annotations
@@ -531,7 +531,7 @@ def check_values(
     (:math:`\omega_j = 0`, :math:`\gamma_{j,1} \ne 0` keeps :math:`w_j = 0`), the relative gap
     :math:`(L - L_w)/(1+|L_w|)` must exceed the allowance; ``value`` is its minimum.
     ``details["formula_error"]`` compares :math:`L - L_w` with
-    :math:`\lambda\sum_j(AM_j - GM_j)` (THEORY.md 2.5).
+    :math:`\lambda\sum_j(AM_j - GM_j)` (docs/theory.md [T-gap]).
     """
     gating, groups = objective.gating, objective.gating.groups
     rng = np.random.default_rng(seed)

@@ -12,7 +12,7 @@ failure.
   the gated Hessian has the eigenvalues :math:`\lambda - \|g_j\| < 0`.
 * ``zero_group_saddle_d2``: the group-lasso minimiser of ``reg_tall`` with its strongest group
   forced to zero and the other groups re-optimised: the zero group violates
-  :math:`\|g_j\| \le \lambda`; its lift is a saddle of :math:`L` (THEORY.md 2.7).
+  :math:`\|g_j\| \le \lambda`; its lift is a saddle of :math:`L` (docs/theory.md [T-zero-groups]).
 * ``small_root_saddle_d3``: an orthogonal design where :math:`L_w` separates into
   :math:`\frac12(r - s_j)^2 + \lambda r^{2/3}`; one group sits at the *small* root of
   :math:`r - s + \lambda q r^{q-1} = 0` (a maximum along the ray): first-order stationary, reduced

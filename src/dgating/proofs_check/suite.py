@@ -334,7 +334,7 @@ def run_suite(
     n_jobs : int, default=1
         Worker processes (each task is one problem and depth, or one control).
     progress : bool, default=True
-        Show a tqdm progress bar.
+        Report progress on stderr: a bar on a terminal, one line per step otherwise.
 
     Returns
     -------
@@ -382,9 +382,10 @@ def run_suite(
 
 def _execute(tasks: list, n_jobs: int, progress: bool, desc: str) -> list:
     import torch
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(tasks), desc=desc, disable=not progress, leave=False)
+    from .._progress import Progress
+
+    bar = Progress(len(tasks), desc, enabled=progress)
     results: list = [None] * len(tasks)
     if n_jobs <= 1:
         threads = torch.get_num_threads()

@@ -8,7 +8,7 @@ r"""Gradient flow and (S)GD on the gated objective, measured rates, and sweeps.
   :func:`theory_rates` (:math:`4\lambda/D` for the imbalance; :math:`8\lambda/D` for the gap of
   surviving groups; :math:`4\lambda/D` (:math:`D\ge3`) or :math:`2\lambda + 2g` (:math:`D=2`) for
   vanishing groups).
-* :func:`run_sgd`: GD/SGD with the exact per-step imbalance recursion of THEORY.md 2.6.
+* :func:`run_sgd`: GD/SGD with the exact per-step imbalance recursion of docs/theory.md [T-sgd].
 * :func:`sparse_transition`, :func:`compare_paths`: entry into the sparse regime, and proximal
   gradient / subgradient baselines on :math:`L_w`.
 * :func:`run_sweep`: resumable, parallel (processes or dask) sweeps over a :class:`SweepConfig`.

@@ -31,7 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="scipy", help="scipy (DOP853, default) or batched (torch)")
     p.add_argument("--loss", default="squared", help="squared (default) or logistic")
     p.add_argument("--n-eval", type=int, default=400, help="output times (default 400)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--json", action="store_true", help="print one JSON object (a summary)")
+    p.add_argument(
+        "--trajectory",
+        action="store_true",
+        help="with --json: also print the trajectory (keys t and gap, N_EVAL values each)",
+    )
     add_budget_option(p)
     p.set_defaults(handler=_run_flow)
 
@@ -74,7 +79,7 @@ def _run_flow(args: argparse.Namespace) -> int:
     from ..objectives import GatedObjective
     from ..problem import load_problem
     from .flow import BACKENDS, INITS, initial_params, integrate_flow
-    from .rates import flow_rates
+    from .rates import flow_rates, horizon_advice
 
     depth = check_integer(args.depth, "--depth", 2, LIMITS["depth"])
     lam = check_lam(args.lam, "--lam")
@@ -109,6 +114,7 @@ def _run_flow(args: argparse.Namespace) -> int:
         throw=False,
     )
     rates = flow_rates(res, obj)
+    advice = horizon_advice(rates)
 
     def rate(est):
         return None if est is None or not est.valid else est.rate
@@ -117,8 +123,10 @@ def _run_flow(args: argparse.Namespace) -> int:
         return None if est is None or not est.valid else list(est.window)
 
     out = {
-        "t": res.t.tolist(),
-        "gap": res.gap.tolist(),
+        "t_end": float(args.t_end),
+        "n_eval": int(args.n_eval),
+        "gap_initial": float(res.gap[0]),
+        "gap_final": float(res.gap[-1]),
         "imbalance_initial": res.imbalance[0].tolist(),
         "imbalance_final": res.imbalance[-1].tolist(),
         "rate_imbalance": rate(rates.imbalance),
@@ -142,12 +150,20 @@ def _run_flow(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "init_scale": float(args.init_scale),
         "rtol": float(args.rtol),
+        # The rates are asymptotic: say when the horizon is too short for them.
+        "asymptotic": advice.asymptotic,
+        "suggested_t_end": advice.suggested_t_end,
+        "horizon_note": advice.message(float(args.t_end)) or None,
     }
     reasons = [] if res.success else [f"integration failed ({res.message})"]
     if not np.all(np.isfinite(res.objective)):
         reasons.append("non-finite objective along the flow")
     reasons += [] if out["rate_imbalance"] is not None else ["no valid imbalance-rate window"]
+    if not advice.asymptotic:  # the measured rates are not yet the asymptotic ones
+        reasons.append(advice.message(float(args.t_end)))
     if args.json:
+        if args.trajectory:
+            out.update(t=res.t.tolist(), gap=res.gap.tolist())
         print_json(out)
         return untrustworthy("flow", reasons)
 

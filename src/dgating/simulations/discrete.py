@@ -10,8 +10,8 @@ One step with a (minibatch) gradient :math:`\hat g_j` of :math:`L_0` at
 
 Expanding :math:`\|\omega_j^+\|^2 - (\gamma_{j,d}^+)^2`, the cross terms cancel
 (:math:`\langle\omega_j, P_j\hat g_j\rangle =
-\gamma_{j,d} P_{j,-d}\langle\hat g_j,\omega_j\rangle`), which gives the exact recursion of THEORY.md
-2.6:
+\gamma_{j,d} P_{j,-d}\langle\hat g_j,\omega_j\rangle`), which gives the exact recursion of
+docs/theory.md [T-sgd]:
 
 .. math::
     \Delta_{j,d}^+ = \big(1 - \tfrac{2\eta\lambda}{D}\big)^2 \Delta_{j,d}

@@ -16,9 +16,9 @@ automatically:
   does not show up as noise).
 
 :func:`flow_rates` applies it to a :class:`~dgating.simulations.flow.FlowResult`: the imbalance
-:math:`\|\Delta(t)\|_F` (exactly :math:`e^{-4\lambda t/D}\|\Delta(0)\|_F`, THEORY.md 2.4), the gap
-:math:`L - L_w`, and the gap per class of groups (*surviving*: the norm converges to a non-zero
-value; *vanishing*: it decays to zero), against :func:`theory_rates`:
+:math:`\|\Delta(t)\|_F` (exactly :math:`e^{-4\lambda t/D}\|\Delta(0)\|_F`, docs/theory.md
+[T-imbalance-flow]), the gap :math:`L - L_w`, and the gap per class of groups (*surviving*: the norm
+converges to a non-zero value; *vanishing*: it decays to zero), against :func:`theory_rates`:
 
 .. math::
     r_\Delta = \frac{4\lambda}{D}, \qquad r_{\text{surviving}} = \frac{8\lambda}{D}, \qquad
@@ -29,14 +29,15 @@ with :math:`g = \|\nabla_{w_j} L_0\|` at the limit (the slowest vanishing group,
 :math:`g`, dominates the class sum). Surviving groups: the gap of a group is
 :math:`\approx c\,\Delta^2` near a balanced non-zero limit, hence twice the imbalance rate.
 Vanishing groups for :math:`D \ge 3`: near 0 the gated Hessian block is
-:math:`\frac{2\lambda}{D} I` (THEORY.md 2.7), so :math:`\omega_j, \gamma_{j,d} \propto
-e^{-2\lambda t/D}` and both :math:`AM_j` and :math:`GM_j` decay like :math:`e^{-4\lambda t/D}`.
-For :math:`D = 2` the block has eigenvalues :math:`\lambda \pm g`; the gap
+:math:`\frac{2\lambda}{D} I` (docs/theory.md [T-zero-groups]), so :math:`\omega_j, \gamma_{j,d}
+\propto e^{-2\lambda t/D}` and both :math:`AM_j` and :math:`GM_j` decay like :math:`e^{-4\lambda
+t/D}`. For :math:`D = 2` the block has eigenvalues :math:`\lambda \pm g`; the gap
 :math:`\frac12(\|\omega_j\| - |\gamma_j|)^2` lives on the fast one.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,6 +50,7 @@ __all__ = [
     "RateEstimate",
     "classify_groups",
     "flow_rates",
+    "horizon_advice",
     "measure_rate",
     "theory_rates",
 ]
@@ -288,7 +290,7 @@ def theory_rates(depth: int, lam: float, g: float | None = None) -> dict[str, fl
 
 
 def gap_bound(result) -> np.ndarray:
-    r"""The a-priori bound of THEORY.md 2.5 along a flow, shape ``(n_t,)``.
+    r"""The a-priori bound of docs/theory.md [T-gap] along a flow, shape ``(n_t,)``.
 
     .. math::
         L - L_w \le \lambda\,\frac{D-1}{D} \sum_{j,d} |\Delta_{j,d}(0)|\, e^{-4\lambda t/D}.
@@ -415,3 +417,93 @@ def flow_rates(result, objective=None, *, vanish_tol: float = 1e-6, **fit_option
         g_min = float(gnorm[vanishing].min())
     theory = theory_rates(result.depth, result.lam, g_min)
     return FlowRates(est_imb, est_gap, est_s, est_v, theory, vanishing, g_min)
+
+
+@dataclass(frozen=True)
+class HorizonAdvice:
+    r"""Whether a flow's measured rates are asymptotic, and a horizon that should make them so.
+
+    Attributes
+    ----------
+    asymptotic : bool
+        Every measured rate is within ``tol`` of theory (relative).
+    worst : str or None
+        The rate furthest from theory (``"imbalance"``, ``"surviving"`` or ``"vanishing"``).
+        ``None`` when every rate is within ``tol``.
+    ratio : float or None
+        Its measured / theory ratio (NaN: the fit failed).
+    slowest_rate : float
+        The smallest theory rate among the classes present (imbalance included).
+    suggested_t_end : float
+        :math:`T = \log(1/\mathrm{floor}) / r_{\min}`: the time at which the slowest mode
+        has decayed by ``floor``, so that every fit window can reach its asymptotic part.
+    """
+
+    asymptotic: bool
+    worst: str | None
+    ratio: float | None
+    slowest_rate: float
+    suggested_t_end: float
+
+    def message(self, t_end: float) -> str:
+        """One line for the user (empty when the rates are asymptotic)."""
+        if self.asymptotic:
+            return ""
+        what = (
+            f"the {self.worst} rate is {self.ratio:.3g} x theory"
+            if self.ratio == self.ratio
+            else (f"the {self.worst} rate could not be fitted")
+        )
+        if t_end < self.suggested_t_end:
+            return (
+                f"T = {t_end:g} is too short for the asymptotic rates ({what}; "
+                "docs/theory.md [O-convergence]): try --t-end "
+                f"{math.ceil(self.suggested_t_end):d} (slowest theory rate "
+                f"{self.slowest_rate:.4g})"
+            )
+        return (
+            f"{what} although T = {t_end:g} reaches the floor of the slowest rate "
+            "(docs/theory.md [O-gap-rate]); check the fit windows"
+        )
+
+
+def horizon_advice(rates: FlowRates, *, tol: float = 0.02, floor: float = 1e-12) -> HorizonAdvice:
+    r"""Check that the measured rates of a flow are asymptotic, and suggest a horizon.
+
+    The rates of docs/theory.md [T-imbalance-flow], [T-rate-surviving], [T-rate-vanishing] and
+    [T-rate-d2] are asymptotic: a fit over a pre-asymptotic window differs from them. The
+    suggested horizon lets the slowest theory rate :math:`r_{\min}` decay by ``floor``:
+    :math:`T = \log(1/\mathrm{floor})/r_{\min}`.
+
+    Examples
+    --------
+    >>> est = RateEstimate(-0.192, 0.0, 1.0, (0.0, 40.0), 100)
+    >>> exact = RateEstimate(-0.4, 0.0, 1.0, (0.0, 40.0), 100)
+    >>> rates = FlowRates(exact, est, est, None, {"imbalance": 0.4, "surviving": 0.2667},
+    ...                   np.zeros(3, bool), None)
+    >>> adv = horizon_advice(rates)
+    >>> adv.asymptotic, adv.worst, round(adv.suggested_t_end)
+    (False, 'surviving', 104)
+    """
+    errors = {}
+    for key, est in (
+        ("imbalance", rates.imbalance),
+        ("surviving", rates.gap_surviving),
+        ("vanishing", rates.gap_vanishing),
+    ):
+        if est is not None and rates.theory.get(key):
+            ratio = est.rate / rates.theory[key] if est.valid else float("nan")
+            errors[key] = ratio
+    present = [rates.theory[k] for k in errors] or [rates.theory["imbalance"]]
+    slowest = float(min(present))
+    bad = {k: r for k, r in errors.items() if not abs(r - 1.0) <= tol}
+    worst = (
+        max(bad, key=lambda k: abs(bad[k] - 1.0) if bad[k] == bad[k] else np.inf) if bad else None
+    )
+    return HorizonAdvice(
+        not bad,
+        worst,
+        None if worst is None else float(bad[worst]),
+        slowest,
+        float(np.log(1.0 / floor) / slowest),
+    )

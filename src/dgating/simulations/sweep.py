@@ -467,7 +467,7 @@ def run_sweep(
         Address of a dask.distributed scheduler (e.g. ``"tcp://127.0.0.1:8786"``); overrides
         ``workers``.
     progress : bool, default=True
-        Show a tqdm progress bar (on stderr).
+        Report progress on stderr: a bar on a terminal, one line per step otherwise.
 
     Returns
     -------
@@ -577,7 +577,7 @@ CONNECT_TIMEOUT = 10
 
 
 def _run_locked(config, out, cdir, workers, scheduler, progress) -> SweepResult:
-    from tqdm.auto import tqdm
+    from .._progress import Progress
 
     for stale in cdir.glob(".*.tmp"):  # temporary files of a run killed while writing
         stale.unlink(missing_ok=True)
@@ -591,7 +591,7 @@ def _run_locked(config, out, cdir, workers, scheduler, progress) -> SweepResult:
         if todo and scheduler is not None:
             client = stack.enter_context(_dask_client(scheduler))
         bar = stack.enter_context(
-            tqdm(total=len(configs), initial=len(done), disable=not progress, desc="sweep")
+            Progress(len(configs), "sweep", enabled=progress, initial=len(done))
         )
 
         def finish(row: dict) -> None:
@@ -648,13 +648,13 @@ def rate_grid(
         ``"depths"`` (a,), ``"lams"`` (b,), and ``"imbalance"``, ``"surviving"``, ``"vanishing"``
         of shape (a, b): median measured/theory ratio (``nan`` where a class never occurs).
     """
-    from tqdm.auto import tqdm
+    from .._progress import progress_iter
 
     depths, lams = np.array(config.depths), np.array(config.lams, dtype=float)
     ratios = {
         k: [[[] for _ in lams] for _ in depths] for k in ("imbalance", "surviving", "vanishing")
     }
-    for c in tqdm(config.configurations(), disable=not progress, desc="rate grid"):
+    for c in progress_iter(config.configurations(), "rate grid", enabled=progress):
         row = run_configuration(c)
         i, j = list(depths).index(c.depth), list(lams).index(c.lam)
         for key, meas, theo in (

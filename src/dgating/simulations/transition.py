@@ -1,4 +1,5 @@
-r"""From a non-sparse regime into sparse optimisation (THEORY.md 2.9), and the non-smooth baselines.
+r"""From a non-sparse regime into sparse optimisation (docs/theory.md [T-transition]), and the
+non-smooth baselines.
 
 Along the gated flow every group starts in a smooth, ridge-like regime (while :math:`\Delta \ne 0`
 the penalty seen by :math:`w_j` is smooth) and some groups then *enter the sparse regime*: one

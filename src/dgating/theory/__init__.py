@@ -1,6 +1,6 @@
 r"""Symbolic derivations (sympy) of the D-Gating theory, each step checked.
 
-Every statement of THEORY.md that has a symbolic side is *derived* here, not typed in, for a
+Every statement of docs/theory.md that has a symbolic side is *derived* here, not typed in, for a
 concrete depth :math:`D` and group size :math:`p_j`, with the loss :math:`L_0` an undefined sympy
 function so that the results hold for every loss:
 

@@ -94,7 +94,8 @@ def imbalance_rate(depth: int) -> sp.Expr:
 
 def balancedness_identity(depth: int, group_size: int = 1) -> tuple[Step, ...]:
     r"""The identities :math:`\langle\omega, \partial_\omega L\rangle - \gamma_d \partial_{\gamma_d}
-    L = \frac{2\lambda}{D}\Delta_d` (THEORY.md 2.2) for an undefined :math:`L_0`, one per gate.
+    L = \frac{2\lambda}{D}\Delta_d` (docs/theory.md [T-balance]) for an undefined :math:`L_0`, one
+    per gate.
 
     Examples
     --------
@@ -224,7 +225,7 @@ def sgd_recursion(spec: Parametrization) -> SGDResult:
     poly = sp.Poly(sp.expand(contraction), eta)
     roots = sp.roots(poly)
     if poly.degree() == 2 and len(roots) == 1 and poly.eval(0) == 1:
-        # a double root eta_0: write c = (1 - eta/eta_0)^2, the form of THEORY.md 2.6
+        # a double root eta_0: write c = (1 - eta/eta_0)^2, the form of docs/theory.md [T-sgd]
         (eta0,) = roots
         contraction = (1 - eta / eta0) ** 2
     rest = sp.expand(h_plus - contraction * h)
@@ -244,7 +245,7 @@ def sgd_recursion(spec: Parametrization) -> SGDResult:
         theory = sp.Add(*((P * gi) ** 2 for gi in ghat)) - (P_minus * inner) ** 2
         steps.append(
             check_identity(
-                "R = ||P ghat||^2 - (P_{-d} <ghat, omega>)^2 (THEORY.md 2.6)", remainder, theory
+                "R = ||P ghat||^2 - (P_{-d} <ghat, omega>)^2 ([T-sgd])", remainder, theory
             )
         )
     return SGDResult(h, contraction, remainder, bool(multiplicative), step_range, tuple(steps))
@@ -298,7 +299,7 @@ class SGDLimitFactors:
 
 
 def stated_sgd_limit_factors(depth: int) -> dict[str, sp.Expr]:
-    r"""The limit factors of scalar groups as stated in the theory (THEORY.md 2.6), to be checked.
+    r"""The limit factors of scalar groups as stated in the theory ([T-sgd]), to be checked.
 
     Examples
     --------
@@ -313,7 +314,7 @@ def stated_sgd_limit_factors(depth: int) -> dict[str, sp.Expr]:
 
 @cache
 def sgd_limit_factors(depth: int) -> SGDLimitFactors:
-    r"""Derive the per-step imbalance factor of scalar groups at their limits (THEORY.md 2.6).
+    r"""Derive the per-step imbalance factor of scalar groups at their limits ([T-sgd]).
 
     The exact factor :math:`f = c + \eta^2 R/\Delta` is evaluated (1) at the origin with the
     gradient estimate at its limit :math:`g^*` (a vanishing group under full-batch GD) and (2) at a

@@ -556,11 +556,11 @@ def conservation_laws(spec: Parametrization | MonomialSpec, *, seed: int = 0) ->
     :math:`R` contains :math:`\theta_k` only as :math:`c_k\theta_k^2`, this is
     :math:`-2\lambda Q_{c \odot v}`, a multiple of :math:`Q_v` exactly when :math:`c_k` is
     constant (:math:`= c`) on the support of :math:`v`: then the rate is :math:`4\lambda c`
-    (:math:`4\lambda/D` for D-Gating, THEORY.md 2.4). The basis is therefore chosen as
-    :math:`\bigoplus_c \ker A \cap \{\operatorname{supp} v \subseteq \{k : c_k = c\}\}`, completed
-    to a basis of :math:`\ker A`; each predicted rate is checked against the flow derivative
-    with an undefined :math:`L_0`. For the completing quantities (and any penalty not of that
-    form) :math:`\dot Q / Q` is tested for being free of the parameters; if it is not, the law
+    (:math:`4\lambda/D` for D-Gating, docs/theory.md [T-imbalance-flow]). The basis is therefore
+    chosen as :math:`\bigoplus_c \ker A \cap \{\operatorname{supp} v \subseteq \{k : c_k = c\}\}`,
+    completed to a basis of :math:`\ker A`; each predicted rate is checked against the flow
+    derivative with an undefined :math:`L_0`. For the completing quantities (and any penalty not of
+    that form) :math:`\dot Q / Q` is tested for being free of the parameters; if it is not, the law
     has ``rate=None`` and the derived ODE. Unequal penalty weights are not assumed away: they
     change which combinations decay.
 

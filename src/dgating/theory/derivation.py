@@ -281,7 +281,7 @@ def _latex(x: object) -> str:
 def derive(
     depth: int, group_size: int = 1, parametrization: str | Parametrization = "dgating"
 ) -> Derivation:
-    r"""Derive and check every statement of THEORY.md for one depth and group size.
+    r"""Derive and check every statement of docs/theory.md for one depth and group size.
 
     Parameters
     ----------

@@ -1,6 +1,7 @@
 r"""The objective gap :math:`L - L_w` and its asymptotic decay rate by group class.
 
-**Identity** (THEORY.md 2.5). With :math:`a_0 = \|\omega_j\|^2`, :math:`a_d = \gamma_{j,d}^2`,
+**Identity** (docs/theory.md [T-gap]). With :math:`a_0 = \|\omega_j\|^2` and
+:math:`a_d = \gamma_{j,d}^2`,
 
 .. math::
     L - L_w = \lambda \sum_j (AM_j - GM_j), \qquad
@@ -63,7 +64,7 @@ __all__ = [
 
 
 def stated_gap_rates(depth: int) -> dict[str, sp.Expr]:
-    r"""The asymptotic gap rates as stated in the theory (THEORY.md 2.5), to be checked.
+    r"""The asymptotic gap rates as stated in the theory (docs/theory.md [T-gap]), to be checked.
 
     :func:`surviving_gap_rate` and :func:`vanishing_gap_rate` derive the rates from the flow and
     compare them with these expressions; nothing here enters a derivation.
