@@ -94,9 +94,12 @@ def test_flow_batched_backend_and_empty_class_is_null(capsys):
             "50",
         ]
     )
-    assert code == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["rate_gap_vanishing"] is None
+    # T = 5 at lam = 0.001 is far from asymptotic: the result is written, with exit status 1
+    assert code == 1
+    captured = capsys.readouterr()
+    assert "too short for the asymptotic rates" in captured.err
+    out = json.loads(captured.out)
+    assert out["rate_gap_vanishing"] is None and out["asymptotic"] is False
     assert out["backend"] == "batched"
 
 

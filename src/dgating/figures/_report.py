@@ -330,6 +330,7 @@ SECTION_LABELS: tuple[tuple[str, str], ...] = (
     ("Gap rate, surviving", "[T-rate-surviving]"),
     ("Gap rate, vanishing", "[T-rate-vanishing]"),
     ("One step of (S)GD", "[T-sgd]"),
+    ("(S)GD: scalar groups at their limits", "[T-sgd]"),
 )
 
 #: ``dgating verify`` check names (after the ``a.``/``b.`` prefix) and their labels.
