@@ -107,8 +107,9 @@ def plot(data: dict[str, np.ndarray], ax=None):
         "magnitude": ("s", OKABE_ITO["orange"]),
     }
     with style():
-        fig, axes = axes_or_new(ax, max(len(datasets), 1), width=7.0, height=2.9)
-        for a, ds in zip(axes, datasets):
+        n_panels = max(len(datasets), 1)
+        fig, axes = axes_or_new(ax, n_panels, width=max(7.0, 3.3 * n_panels), height=2.9)
+        for i, (a, ds) in enumerate(zip(axes, datasets)):
             depths = sorted({p[0] for p in _means(data, ds, "dgating")})
             for d in depths:
                 pts = sorted(
@@ -142,7 +143,8 @@ def plot(data: dict[str, np.ndarray], ax=None):
                         label=m,
                     )
             a.set_xlabel("sparsity (fraction of groups removed)")
-            a.set_ylabel("test accuracy")
+            if i == 0:
+                a.set_ylabel("test accuracy")
             a.set_xlim(-0.03, 1.03)
             a.set_title(ds)
         if datasets and ax is None:
