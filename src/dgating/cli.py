@@ -140,18 +140,27 @@ def add_budget_option(parser: argparse.ArgumentParser, default: float = 600.0) -
     )
 
 
-def _start_budget(seconds: object) -> None:
+def _start_budget(seconds: object) -> list[str]:
+    """Start the ``--max-seconds`` timer; the returned list receives the message when it fires.
+
+    The timer raises :class:`BudgetExhausted` in the running code; where Python swallows an
+    exception raised inside a callback (a weakref finaliser, ``__del__``), the list still records
+    that the budget ran out, so the run cannot end with status 0.
+    """
     import signal
 
     from ._validation import check_real
 
     budget = check_real(seconds, "--max-seconds", 0.0, 1e7, lo_open=True)
+    expired: list[str] = []
 
     def expire(signum: int, frame: object) -> None:
-        raise BudgetExhausted(f"time budget of --max-seconds {budget:g} exhausted")
+        expired.append(f"time budget of --max-seconds {budget:g} exhausted")
+        raise BudgetExhausted(expired[0])
 
     signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, budget)
+    return expired
 
 
 def _stop_budget() -> None:
@@ -383,13 +392,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise InputError(f"unrecognized arguments: {' '.join(extra)}")
         if getattr(args, "max_seconds", None) is None:
             return args.handler(args)
+        expired: list[str] = []
         try:
-            _start_budget(args.max_seconds)
-            return args.handler(args)
+            expired = _start_budget(args.max_seconds)
+            status = args.handler(args)
         except BudgetExhausted as exc:
             return untrustworthy(command, [str(exc)])
         finally:
             _stop_budget()
+        return untrustworthy(command, expired[:1]) if expired else status
 
     status = run_guarded(f"dgating {command}", run)
     if console and status == 130:

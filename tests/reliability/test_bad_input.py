@@ -156,7 +156,7 @@ OPTION_CASES = [
     (["derive", "--depth", "3", "--latex", "/proc/out.tex"], "`--latex` must be a writable"),
     (["derive", "--depth", "3", "--latex", "{file}/out.tex"], "`--latex` must be in an existing"),
     (["derive", "--depth", "3", "--max-seconds", "-5"], "`--max-seconds` must be"),
-    (["derive"], "the following arguments are required: --depth"),
+    (["derive"], "`--depth` must be given (or `--spec FILE`); got neither."),
     # simulate: options
     (["simulate", "--out", "", "--no-progress"], "`--out` must be a non-empty folder path"),
     (["simulate", "--out", "{file}", "--no-progress"], "`--out` must be a folder; got"),
