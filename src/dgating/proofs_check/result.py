@@ -31,7 +31,7 @@ STATUSES = ("pass", "fail", "inconclusive", "not-applicable")
 
 
 def outcome(status: str, expect: str) -> str:
-    """Compare a check's ``status`` with the ``expect``\ ed one (``"pass"`` or ``"fail"``).
+    """Compare a check's ``status`` with the expected one, ``expect`` (``"pass"``/``"fail"``).
 
     ``"ok"`` when they match (``"not-applicable"`` counts as ``"pass"``), ``"inconclusive"`` for
     an inconclusive check expected to pass, ``"unexpected"`` otherwise (an inconclusive check
