@@ -13,6 +13,7 @@ Usage::
     python tools/mutation/run_mutmut.py                  # every mutant (hours on 1 core)
     python tools/mutation/run_mutmut.py --sample 300     # a seeded random sample of mutants
     python tools/mutation/run_mutmut.py --report         # score of the last run
+    python tools/mutation/run_mutmut.py --rerun-survivors  # after adding tests: survivors again
 
 The score is ``killed / (killed + survived + no tests)``; timeouts count as killed (mutmut's
 convention), "skipped" and "not checked" mutants are left out and reported. Survivors are triaged
@@ -32,7 +33,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGETS = ["src/dgating/theory/*", "src/dgating/proofs_check/*"]
-TESTS = ["tests/theory/", "tests/proofs_check/"]
+TESTS = ["tests/theory/", "tests/proofs_check/", "tests/mutation/test_survivors.py"]
 # The whole package is copied (source_paths) so that ``dgating`` imports from the mutated copy;
 # only the two subpackages are mutated (only_mutate).
 SELECTION = ["-k", "not quick_suite", "-p", "no:cacheprovider"] + TESTS
@@ -71,13 +72,11 @@ def _mutmut(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def prepare(workdir: Path) -> None:
-    """Fresh scratch copy of ``src/`` and ``tests/`` with the configuration above."""
-    if workdir.exists():
-        shutil.rmtree(workdir)
-    workdir.mkdir(parents=True)
+def prepare(workdir: Path, subs: tuple[str, ...] = ("src", "tests")) -> None:
+    """Scratch copy of ``src/`` and ``tests/`` (or only ``subs``) with the configuration above."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
-    for sub in ("src", "tests"):
+    for sub in subs:
+        shutil.rmtree(workdir / sub, ignore_errors=True)
         shutil.copytree(ROOT / sub, workdir / sub, ignore=ignore)
     (workdir / "pyproject.toml").write_text(CONFIG)
 
@@ -113,9 +112,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample")
     parser.add_argument("--only", default="", help="restrict to mutant names containing this")
     parser.add_argument("--report", action="store_true", help="only report the last run")
+    parser.add_argument(
+        "--rerun-survivors",
+        action="store_true",
+        help="copy the current tests, recollect the test statistics and run the survivors again",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the summary JSON here")
     args = parser.parse_args(argv)
-    if not args.report:
+    if args.rerun_survivors:
+        survivors = score(results(args.workdir))["survivors"]
+        prepare(args.workdir, ("tests",))
+        (args.workdir / "mutants" / "mutmut-stats.json").unlink(missing_ok=True)
+        _mutmut(args.workdir, "run", "--max-children", "1", *survivors)
+    elif not args.report:
+        shutil.rmtree(args.workdir, ignore_errors=True)
+        args.workdir.mkdir(parents=True)
         prepare(args.workdir)
         names: list[str] = []
         if args.sample or args.only:
