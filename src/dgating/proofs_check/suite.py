@@ -211,6 +211,8 @@ class SuiteResult:
             "same_value": bool,
             "certified_gated": bool,
             "certified_prox": bool,
+            "inconclusive_gated": bool,
+            "inconclusive_prox": bool,
             "support_gated": int,
             "support_prox": int,
         }
