@@ -6,7 +6,8 @@ the fault. :func:`run_fault` copies the package to a temporary directory, patche
 runs the command in a subprocess with ``PYTHONPATH`` pointing at the copy; :func:`reports_failure`
 decides whether the command reported failure:
 
-* ``verify``: exit status 1 or a row with status ``"fail"`` in its ``--json`` output;
+* ``verify``: exit status 1, suite status ``"fail"`` (an unexpected row: a failed check or a
+  negative control not flagged) or a check row with status ``"fail"`` in its ``--json`` output;
 * ``derive``: exit status 1 (an identity that does not simplify to zero);
 * ``flow``: the measured imbalance decay rate differs from the theoretical :math:`4\lambda/D`
   (THEORY.md 2.2) by more than ``FLOW_RTOL`` relative (``rate_imbalance`` against
@@ -413,7 +414,8 @@ def reports_failure(command: str, proc: subprocess.CompletedProcess) -> bool:
         return True
     data = json.loads(proc.stdout)
     if command.startswith("verify"):
-        return data["status"] == "fail" or any(r["status"] == "fail" for r in data["rows"])
+        checks = [r for r in data["rows"] if r["kind"] == "check"]
+        return data["status"] == "fail" or any(r["status"] == "fail" for r in checks)
     if command.startswith("flow"):
         rate, theory = data["rate_imbalance"], data["rate_imbalance_theory"]
         return not abs(rate - theory) <= FLOW_RTOL * abs(theory)

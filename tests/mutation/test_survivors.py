@@ -63,3 +63,45 @@ def test_derive_text_summary(capsys):
     assert "r**(2/2)" not in text and "r\n" not in text
     assert "4*lam/2" not in text and "2*lam" in text  # 4 lam / D at D = 2
     assert "FAILED" not in text
+
+
+SECTIONS = (
+    "Effective penalty (Lagrange), block size 1",
+    "Effective penalty for symbolic D (AM-GM chain)",
+    "Conservation (lam = 0) and decay (lam > 0) laws, undefined L0",
+    "Imbalance dynamics",
+    "Objective gap",
+    "Gap rate, surviving groups",
+    "Gap rate, vanishing groups",
+    "One step of (S)GD",
+    "Results",
+)
+
+
+def test_derive_latex_document(tmp_path, capsys):
+    path = tmp_path / "d3.tex"
+    assert main(["derive", "--depth", "3", "--json", "--latex", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    tex = path.read_text()
+    assert tex.startswith("\\documentclass{article}") and tex.rstrip().endswith("\\end{document}")
+    assert "\\section*{dgating derive: dgating, $D = 3$, $p = 1$}" in tex
+    for title in SECTIONS:
+        assert f"\\subsection*{{{title}}}" in tex, title
+    # One paragraph per identity, each checked; equalities with a zero residual.
+    assert tex.count("\\paragraph{") == out["identities_checked"]
+    assert tex.count(") (checked).") == out["identities_checked"]
+    assert tex.count("Residual: \\( 0 \\) (checked).") >= out["identities_checked"] - 2
+    assert "None" not in tex and "FAILED" not in tex
+    assert "\\geq" in tex or "\\ge" in tex  # the inequality steps keep their relation
+    assert "\\_" in tex and "Delta_" not in tex.replace("\\_", "")  # underscores escaped
+
+
+def test_derive_block_of_two_weights(capsys):
+    # D = 2, blocks of p = 2 weights sharing one gate: the group lasso, r^(2/2) = ||w_B||.
+    assert main(["derive", "--depth", "2", "--group-size", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    w1, w2 = sp.symbols("w_1 w_2", real=True)
+    assert (out["group_size"], out["n_params"]) == (2, 3)
+    total = sp.sympify(out["effective_penalty_total"], locals={"w_1": w1, "w_2": w2})
+    assert sp.simplify(total - sp.sqrt(w1**2 + w2**2)) == 0
+    assert out["ok"] is True and out["identities_failed"] == []
