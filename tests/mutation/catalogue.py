@@ -56,17 +56,6 @@ COMMANDS: dict[str, list[str]] = {
     "verify2": _VERIFY + ["--depth", "2"],
     "verify3": _VERIFY + ["--depth", "3"],
     "verify5": _VERIFY + ["--depth", "5"],
-    "verify_tall4": [
-        "verify",
-        "--strict",
-        "--problem",
-        "reg_tall",
-        "--depth",
-        "4",
-        "--no-controls",
-        "--json",
-        "--no-progress",
-    ],
     "verify_net2": [
         "verify",
         "--strict",

@@ -105,3 +105,163 @@ def test_derive_block_of_two_weights(capsys):
     total = sp.sympify(out["effective_penalty_total"], locals={"w_1": w1, "w_2": w2})
     assert sp.simplify(total - sp.sqrt(w1**2 + w2**2)) == 0
     assert out["ok"] is True and out["identities_failed"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# dgating.proofs_check
+# --------------------------------------------------------------------------------------------
+def test_null_band_uses_the_largest_eigenvalue_as_unit():
+    # Relative eigenvalue 5e-9 <= 1e-8: null (absolute 5e-8 against max |eig| = 10).
+    import numpy as np
+
+    from dgating.proofs_check.checks import _hessian_verdict
+
+    def f(z):
+        return 0.0 * z[0] + 5.0 * z[2] ** 2
+
+    def g(z):
+        return np.array([0.0, 0.0, 10.0 * z[2]])
+
+    res = _hessian_verdict(
+        "h", np.array([0.0, 5e-8, 10.0]), np.eye(3), 1e-8, f, g, np.zeros(3), 1, 1
+    )
+    assert res.passed and res.details["null_dim"] == 2
+
+
+def test_check_details_and_names():
+    import numpy as np
+
+    from dgating import GatedObjective, solve_prox
+    from dgating.proofs_check.checks import (
+        check_gated_minimiser,
+        check_penalised_certificate,
+        check_values,
+        perturbation_test_gated,
+    )
+    from dgating.proofs_check.problems import PROBLEMS
+
+    prob = PROBLEMS["reg_wide"].problem()
+    lam = PROBLEMS["reg_wide"].lam(2)
+    obj = GatedObjective(prob, 2, lam)
+    names = [
+        c.name for c in check_gated_minimiser(obj, obj.gating.lift(solve_prox(prob, 2, lam).w))
+    ]
+    assert names == ["b.L_gradient", "b.L_hessian", "b.L_perturbation", "b.balanced"]
+    # Empty support: the reduced Hessian is void.
+    hess = check_penalised_certificate(prob, 3, lam, np.zeros(prob.n_features))[2]
+    assert hess.status == "not-applicable" and hess.details["reason"] == "empty support"
+    # At w = 0 only zero groups can be unbalanced (a switched-on gate): L > L_w still.
+    zero = obj.gating.lift(np.zeros(prob.n_features))
+    bal, unbal, formula = check_values(GatedObjective(prob, 3, lam), zero)
+    assert bal.passed and unbal.passed and unbal.value > 1e-3 and formula.passed
+    none = check_values(obj, zero, n_unbalanced=0)
+    assert [r.status for r in none] == ["pass", "not-applicable", "not-applicable"]
+    # The origin saddle (D = 2, lam < ||g_j||): the switch-on directions alone find the decrease;
+    # a non-stationary point: the negative gradient alone finds it.
+    lam_s = 0.5 * float(prob.groups.norms(prob.grad(np.zeros(prob.n_features))).max())
+    saddle = GatedObjective(prob, 2, lam_s)
+    res = perturbation_test_gated(saddle, saddle.gating.lift(np.zeros(prob.n_features)), n_random=0)
+    assert res.status == "fail" and res.details["worst_direction"] == "switch_on"
+    assert res.details["worst_radius"] == 1e-2 and res.details["n_directions"] > 0
+    w = solve_prox(prob, 2, lam).w
+    w[prob.groups.members(int(np.argmax(prob.groups.norms(w))))] *= 0.5
+    res = perturbation_test_gated(obj, obj.gating.lift(w), n_random=0)
+    assert res.status == "fail" and res.details["worst_direction"] == "descent"
+
+
+def test_gated_hessian_of_a_network_resolves_null_directions():
+    from dgating import GatedObjective, solve_gated
+    from dgating.proofs_check.checks import check_gated_hessian
+    from dgating.proofs_check.problems import PROBLEMS
+    from dgating.solvers import initial_point
+
+    spec = PROBLEMS["mlp_input_synth"]
+    prob, lam = spec.problem(), spec.lam(2)
+    w0 = initial_point(prob, lam, init="random", seed=0, init_scale=spec.init_scale)
+    params = solve_gated(prob, 2, lam, w0=w0).params
+    hess = check_gated_hessian(GatedObjective(prob, 2, lam), params)
+    assert hess.status == "pass" and hess.details["null_dim"] >= 1
+    assert hess.details["null_max_gradient"] <= 1e-7
+
+
+def test_network_problems_match_their_layout():
+    # n_features = d h + h o + h + o; L0(0) = mean(y^2) / 2 (squared) or log(o) (cross-entropy),
+    # since the output of a zero network is zero.
+    import numpy as np
+
+    from dgating.proofs_check.problems import PROBLEMS
+
+    layouts = {
+        "mlp_input_synth": (5, 4, 1, 5 + 4),
+        "mlp_hidden_synth": (3, 6, 1, 6),
+        "mlp_input_wine": (13, 3, 3, 13 + 3),
+        "mlp_hidden_digits": (8, 6, 4, 6),
+    }
+    for name, (d, h, o, n_groups) in layouts.items():
+        prob = PROBLEMS[name].problem()
+        assert prob.n_features == d * h + h * o + h + o, name
+        assert prob.n_groups == n_groups and int(np.sum(prob.groups.labels < 0)) == h + o, name
+        zero = prob.value(np.zeros(prob.n_features))
+        expected = np.log(o) if o > 1 else None
+        if expected is not None:
+            assert abs(zero - expected) <= 1e-12, name
+        else:
+            assert zero > 0, name
+        w = np.random.default_rng(0).normal(size=prob.n_features) * 0.3
+        assert np.isfinite(prob.value(w)) and prob.grad(w).shape == (prob.n_features,)
+    # Input grouping: group 0 is input feature 0's outgoing weights, W1[0, :] (h entries).
+    assert np.flatnonzero(PROBLEMS["mlp_input_synth"].problem().groups.labels == 0).tolist() == [
+        0,
+        1,
+        2,
+        3,
+    ]
+
+
+def test_control_names_and_multistart_defaults():
+    import inspect
+
+    import numpy as np
+
+    from dgating.proofs_check.controls import CONTROLS
+    from dgating.proofs_check.multistart import check_multistart, run_multistart
+    from dgating.proofs_check.problems import PROBLEMS
+
+    assert inspect.signature(run_multistart).parameters["match_tol"].default == 1e-6
+    for name in ("origin_saddle_d2", "unbalanced_d3"):
+        assert CONTROLS[name](n_random=2).name == name
+    ms = run_multistart(PROBLEMS["reg_tall"].problem(), 2, 0.5, seeds=[0])
+    assert ms.objective_prox.dtype == np.float64
+    assert abs(ms.objective_prox[0] - ms.objective_gated[0]) <= 1e-9 * (1 + ms.objective_prox[0])
+    assert ms.same_value.all()
+    empty = run_multistart(PROBLEMS["reg_tall"].problem(), 2, 0.5, seeds=[])
+    assert check_multistart(empty).status == "pass" and check_multistart(empty).value == 0.0
+
+
+def test_small_suite_report_formats():
+    # One problem, one depth, one start: the JSON round trip, the CSV columns and the table.
+    import csv
+    import io
+
+    from dgating.proofs_check.suite import SuiteResult, run_suite
+
+    res = run_suite("quick", [2], problems=["reg_tall"], controls=False, n_starts=1, progress=False)
+    assert res.config["n_starts"] == 1 and res.config["n_jobs"] == 1 and res.suite == "quick"
+    assert res.config["problems"] == ["reg_tall"] and res.config["n_random"] == 24
+    again = SuiteResult.from_dict(json.loads(res.to_json()))
+    assert again.table() == res.table() and again.status == res.status == "pass"
+    ms, ms2 = res.multistart[0], again.multistart[0]
+    assert ms2.lam == ms.lam == 0.5 and ms2.match_tol == ms.match_tol
+    assert list(ms2.same_value) == list(ms.same_value) and list(ms2.objective_prox) == list(
+        ms.objective_prox
+    )
+    rows = list(csv.reader(io.StringIO(res.to_csv())))
+    assert rows[0] == [
+        "problem", "depth", "lam", "kind", "check", "expect", "status", "passed", "ok",
+        "value", "margin", "tol",
+    ]  # fmt: skip
+    assert len(rows) == len(res.rows) + 1 and all(len(r) == 12 for r in rows)
+    table = res.table()
+    assert "Lw zero-grp" in table and "L-Lw=AM-GM" in table and "\n\n" in table
+    assert "multi-start: same minimiser (dist <= 1e-6) / same L_w value" in table
+    assert "reg_tall" in table and "!" not in table.split("cells:")[0].split("tol")[-1]

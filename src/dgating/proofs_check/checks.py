@@ -676,8 +676,13 @@ def check_values(
         gaps.append(gap / denom)
         formula_err.append(abs(gap - objective.gap(q)) / denom)
         w_err.append(float(np.max(np.abs(gating.collapse(q) - w), initial=0.0)))
-    min_gap = float(min(gaps, default=np.inf))
-    same_w = max(w_err, default=0.0) / max(1.0, float(np.max(np.abs(w), initial=0.0)))
+    if not n_unbalanced:
+        return results + [
+            CheckResult.undecided(prefix + name, "not-applicable", tol, "no unbalanced point")
+            for name, tol in (("values.unbalanced", 0.0), ("values.gap_formula", IDENTITY_TOL))
+        ]
+    min_gap = float(min(gaps))
+    same_w = max(w_err) / max(1.0, float(np.max(np.abs(w), initial=0.0)))
     # The gap must exceed the allowance (violation = allowance - gap <= 0) on points of equal w.
     violation = rel_allowance - min_gap if same_w <= IDENTITY_TOL else np.inf
     results.append(
@@ -692,8 +697,6 @@ def check_values(
         )
     )
     results.append(
-        CheckResult.from_violation(
-            prefix + "values.gap_formula", max(formula_err, default=0.0), IDENTITY_TOL
-        )
+        CheckResult.from_violation(prefix + "values.gap_formula", max(formula_err), IDENTITY_TOL)
     )
     return results
