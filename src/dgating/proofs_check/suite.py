@@ -541,12 +541,12 @@ def _format_table(res: SuiteResult) -> str:
         lines.append("")
         lines.append("Negative controls (expect fail = must be flagged)")
         lines.append(
-            f"{'control':22s} {'D':>2s} {'check':24s} {'expect':>6s} {'status':>14s} "
+            f"{'control':22s} {'D':>2s} {'check':28s} {'expect':>6s} {'status':>14s} "
             f"{'value':>10s}  ok"
         )
         for r in controls:
             lines.append(
-                f"{r.problem:22s} {r.depth:>2d} {r.check.name:24s} {r.expect:>6s} "
+                f"{r.problem:22s} {r.depth:>2d} {r.check.name:28s} {r.expect:>6s} "
                 f"{r.check.status:>14s} {r.check.value:>10.2e}  {'yes' if r.ok else 'NO'}"
             )
     counts = ", ".join(f"{n} {s}" for s, n in res.status_counts("check").items())
