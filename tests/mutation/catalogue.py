@@ -81,7 +81,6 @@ COMMANDS: dict[str, list[str]] = {
         "--no-progress",
     ],
     "derive3": ["derive", "--depth", "3", "--json"],
-    "derive2g": ["derive", "--depth", "2", "--group-size", "2", "--json"],
     "flow3": [
         "flow",
         EXAMPLE,

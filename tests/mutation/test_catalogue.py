@@ -17,6 +17,7 @@ FAST = ("weight_decay_factor", "flow_field_speed", "effective_penalty_lift_expon
 def test_catalogue_is_large_and_anchored():
     assert len(FAULTS) >= 30 and len({f.id for f in FAULTS}) == len(FAULTS)
     assert set(FAST) <= {f.id for f in FAULTS}
+    assert {f.command for f in FAULTS} == set(COMMANDS)  # every command is used
     for fault in FAULTS:
         assert fault.command in COMMANDS
         text = (PACKAGE / fault.path).read_text()
