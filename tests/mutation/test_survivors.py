@@ -181,7 +181,7 @@ def test_gated_hessian_of_a_network_resolves_null_directions():
     params = solve_gated(prob, 2, lam, w0=w0).params
     hess = check_gated_hessian(GatedObjective(prob, 2, lam), params)
     assert hess.status == "pass" and hess.details["null_dim"] >= 1
-    assert hess.details["null_max_gradient"] <= 1e-7
+    assert hess.details["null_max_gradient"] <= 1e-7 and len(hess.details["null_radii"]) == 2
 
 
 def test_network_problems_match_their_layout():
@@ -261,7 +261,14 @@ def test_small_suite_report_formats():
         "value", "margin", "tol",
     ]  # fmt: skip
     assert len(rows) == len(res.rows) + 1 and all(len(r) == 12 for r in rows)
+    data = json.loads(res.to_json())
+    assert data["n_failures"] == 0 and data["config"] == res.config
+    names = {r.check.name for r in res.rows}
+    assert {"a.L_gradient", "a.Lw_hessian", "b.Lw_stationarity", "b.L_perturbation"} <= names
+    assert {"values.gap_formula", "multistart.certified"} <= names
     table = res.table()
+    counts = res.status_counts()
+    assert f"checks: {counts['pass']} pass, 0 fail, 0 inconclusive" in table
     assert "Lw zero-grp" in table and "L-Lw=AM-GM" in table and "\n\n" in table
     assert "multi-start: same minimiser (dist <= 1e-6) / same L_w value" in table
     assert "reg_tall" in table and "!" not in table.split("cells:")[0].split("tol")[-1]

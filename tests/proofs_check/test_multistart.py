@@ -43,5 +43,6 @@ def test_multistart_verdicts():
         _fabricated([True, False, True, True], [False, True, False, False])
     )
     assert undecided.status == "inconclusive" and undecided.details["n_inconclusive"] == 1
+    assert undecided.details["reason"] == "1 of 4 minimisers neither certified nor refuted"
     refuted = check_multistart(_fabricated([True, False, True, False], [False, True, False, False]))
     assert refuted.status == "fail" and refuted.value == 0.25  # one of four refuted
