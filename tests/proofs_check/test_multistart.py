@@ -22,3 +22,27 @@ def test_nonconvex_records_distinct_minimisers():
     assert ms.certified_gated.all() and ms.certified_prox.all()
     d = ms.to_dict()
     assert d["problem"] == "toy" and 0.0 <= d["match_rate"] <= 1.0
+
+
+def _fabricated(certified: list[bool], inconclusive: list[bool]):
+    from dgating.proofs_check.multistart import MultiStartResult
+
+    n = len(certified) // 2
+    arr = np.zeros(n)
+    return MultiStartResult(
+        "fake", 3, 0.1, tuple(range(n)), arr, arr, arr, arr == 0, arr == 0,
+        np.array(certified[:n]), np.array(certified[n:]),
+        np.array(inconclusive[:n]), np.array(inconclusive[n:]),
+        arr.astype(int), arr.astype(int), 1e-6,
+    )  # fmt: skip
+
+
+def test_multistart_verdicts():
+    assert check_multistart(_fabricated([True] * 4, [False] * 4)).status == "pass"
+    undecided = check_multistart(
+        _fabricated([True, False, True, True], [False, True, False, False])
+    )
+    assert undecided.status == "inconclusive" and undecided.details["n_inconclusive"] == 1
+    assert undecided.details["reason"] == "1 of 4 minimisers neither certified nor refuted"
+    refuted = check_multistart(_fabricated([True, False, True, False], [False, True, False, False]))
+    assert refuted.status == "fail" and refuted.value == 0.25  # one of four refuted

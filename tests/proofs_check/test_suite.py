@@ -4,6 +4,7 @@ import csv
 import io
 import json
 
+import numpy as np
 import pytest
 
 from dgating.proofs_check.result import CheckResult
@@ -17,7 +18,13 @@ def quick():
 
 def test_quick_suite_passes(quick):
     assert quick.passed, [(r.problem, r.depth, r.check.name, r.check.value) for r in quick.failures]
+    assert quick.status in ("pass", "inconclusive")
     assert quick.depths == (2, 3, 4)
+    # D >= 3: the zero-group condition is void, reported not-applicable (never a NaN pass).
+    zero = [r for r in quick.rows if r.check.name.endswith("Lw_zero_groups") and r.depth >= 3]
+    assert zero and all(r.check.status == "not-applicable" for r in zero)
+    for r in quick.rows:
+        assert r.check.status != "pass" or np.isfinite(r.check.value), r
     controls = [r for r in quick.rows if r.kind == "control"]
     assert controls and all(r.ok for r in controls)
     assert any(r.expect == "fail" for r in controls)
@@ -43,6 +50,11 @@ def test_quick_suite_covers_problems_depths_and_checks(quick):
 def test_quick_suite_serialises(quick, tmp_path):
     data = json.loads(quick.to_json())
     assert data["passed"] is True and data["n_failures"] == 0
+    assert data["status"] == quick.status
+    assert sum(data["status_counts"].values()) == sum(r.kind == "check" for r in quick.rows)
+    assert {row["status"] for row in data["rows"]} <= {"pass", "fail", "inconclusive"} | {
+        "not-applicable"
+    }
     assert {"rows", "runs", "multistart", "depths"} <= set(data)
     paths = quick.write(tmp_path)
     assert sorted(p.name for p in paths) == ["verify_quick.csv", "verify_quick.json"]
@@ -61,15 +73,34 @@ def test_quick_suite_round_trips_through_json(quick):
     assert list(ms.objective_gated) == list(ms2.objective_gated)
 
 
-def _fake_result(passed: bool, expect: str) -> SuiteResult:
+def _fake_result(passed: bool, expect: str, kind: str = "control") -> SuiteResult:
     check = CheckResult.from_violation("b.L_hessian", 0.0 if passed else 1.0, 0.5)
-    row = SuiteRow("ctl", 2, 0.1, check, kind="control", expect=expect)
+    row = SuiteRow("ctl", 2, 0.1, check, kind=kind, expect=expect)
     return SuiteResult("quick", (2,), (row,), (), (), 0.0)
+
+
+def _inconclusive_result() -> SuiteResult:
+    check = CheckResult.undecided("b.L_hessian", "inconclusive", 1e-8, "singular")
+    ok = CheckResult.undecided("b.Lw_zero_groups", "not-applicable", 1e-7, "void")
+    rows = (SuiteRow("net", 3, 0.1, check), SuiteRow("net", 3, 0.1, ok))
+    return SuiteResult("quick", (3,), rows, (), (), 0.0)
 
 
 def test_negative_control_that_passes_fails_the_suite():
     assert not _fake_result(passed=True, expect="fail").passed
     assert _fake_result(passed=False, expect="fail").passed
+
+
+def test_suite_status_and_counts():
+    res = _inconclusive_result()
+    assert res.passed and res.status == "inconclusive" and len(res.inconclusive) == 1
+    assert res.status_counts() == {"pass": 0, "fail": 0, "inconclusive": 1, "not-applicable": 1}
+    assert _fake_result(True, "pass", kind="check").status == "pass"
+    assert _fake_result(False, "pass", kind="check").status == "fail"
+    table = res.table()
+    assert "INCONCLUSIVE" in table and "1 inconclusive" in table
+    again = SuiteResult.from_dict(json.loads(res.to_json()))
+    assert [r.check.status for r in again.rows] == ["inconclusive", "not-applicable"]
 
 
 def test_cli_exit_status(monkeypatch, capsys):
@@ -78,10 +109,20 @@ def test_cli_exit_status(monkeypatch, capsys):
 
     monkeypatch.setattr(suite, "run_suite", lambda *a, **k: _fake_result(True, "fail"))
     assert main(["verify", "--no-progress"]) == 1
-    assert "FAILED" in capsys.readouterr().out
+    out, err = capsys.readouterr()
+    assert "FAILED" in out and err.count("\n") == 1 and "1 unexpected outcomes" in err
     monkeypatch.setattr(suite, "run_suite", lambda *a, **k: _fake_result(False, "fail"))
     assert main(["verify", "--no-progress", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["passed"] is True
+    out, err = capsys.readouterr()
+    assert json.loads(out)["passed"] is True and json.loads(out)["status"] == "pass" and not err
+    # Inconclusive: exit 0 with one stderr line naming the rows; 1 with --strict.
+    monkeypatch.setattr(suite, "run_suite", lambda *a, **k: _inconclusive_result())
+    assert main(["verify", "--no-progress", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["status"] == "inconclusive"
+    assert err == "dgating verify: 1 checks inconclusive: net D=3 b.L_hessian\n"
+    assert main(["verify", "--no-progress", "--strict"]) == 1
+    assert "INCONCLUSIVE" in capsys.readouterr().out
 
 
 def test_cli_small_run_writes_json(tmp_path, capsys):

@@ -21,6 +21,19 @@ balanced lift of a local minimiser of :math:`L_w` is a local minimiser of :math:
 test of :math:`L`. At a lifted point with a zero group the gated Hessian block of that group is
 :math:`\frac{2\lambda}{D} I` for :math:`D \ge 3` and has eigenvalues :math:`\lambda \pm \|g_j\|`
 for :math:`D = 2` (docs/theory.md [T-zero-groups]).
+
+Second-order verdicts. A Hessian check passes outright only when the smallest relative
+eigenvalue exceeds ``+hess_tol`` (first order plus a positive definite Hessian is sufficient for
+a strict local minimiser). When it lies in :math:`[-\mathrm{hess\_tol}, \mathrm{hess\_tol}]` the
+Hessian is singular to round-off (e.g. the bias of a dead tanh unit of a network is an exactly
+flat direction) and second-order conditions decide nothing; the null directions :math:`v` are
+then resolved by a higher-order test along the lines :math:`x \pm t v`,
+:math:`t \in` :data:`NULL_RADII` :math:`\times \min(1, \min_{j \in S}\|w_j\|)`: the objective
+must not decrease (allowance :math:`10^{-13}(1 + |f|)`) and the relative gradient must stay
+below ``STAT_TOL``, i.e. each null direction is tangent to a line of critical points with equal
+values (a Morse-Bott critical manifold, on which a Hessian positive definite in the normal
+directions gives a non-strict local minimiser). A decrease fails the check; a line that leaves
+the critical set leaves the check ``"inconclusive"``.
 """
 
 from __future__ import annotations
@@ -33,9 +46,10 @@ from ..certificates import certify
 from ..gating import GatedParams
 from ..objectives import GatedObjective, PenalisedObjective
 from ..problem import Problem
-from .result import CheckResult
+from .result import CheckResult, to_builtin
 
 __all__ = [
+    "NULL_RADII",
     "RADII",
     "ROUNDOFF",
     "check_balanced",
@@ -45,7 +59,7 @@ __all__ = [
     "check_penalised_certificate",
     "check_penalised_minimiser",
     "check_values",
-    "gated_hessian_extremes",
+    "gated_hessian_eigen",
     "perturbation_test_gated",
     "perturbation_test_penalised",
 ]
@@ -56,6 +70,11 @@ RADII = np.logspace(-6, -2, 9)
 ROUNDOFF = 1e-13
 #: Default tolerances (relative): stationarity, Hessian, balancedness.
 STAT_TOL, HESS_TOL, BAL_TOL = 1e-7, 1e-8, 1e-8
+#: Radii of the higher-order test along null directions, in units of
+#: :math:`\min(1, \min_{j \in S}\|w_j\|)` (the smallest non-zero group stays non-zero).
+NULL_RADII = np.array([1e-3, 1e-2, 1e-1])
+#: Tolerance of exact identities evaluated in floating point (relative, round-off units).
+IDENTITY_TOL = 1e-12
 #: Largest number of gated parameters for which the dense Hessian is formed.
 DENSE_MAX = 300
 
@@ -87,10 +106,7 @@ def check_balanced(
         \langle \omega_j, \partial_{\omega_j} L\rangle - \gamma_{j,d}\,\partial_{\gamma_{j,d}} L
         - \tfrac{2\lambda}{D}\Delta_{j,d}
 
-    (must be ``<= identity_tol``). ``details["gradient_bound"]`` is the bound
-    :math:`\frac{D}{2\lambda}(|\langle\omega_j,\partial_{\omega_j}L\rangle| +
-    |\gamma_{j,d}\partial_{\gamma_{j,d}}L|)` on :math:`|\Delta_{j,d}|` that the identity gives
-    from the gradient alone (relative, like ``value``).
+    (must be ``<= identity_tol``; otherwise the check fails whatever the imbalance).
 
     Examples
     --------
@@ -115,11 +131,6 @@ def check_balanced(
     size = np.abs(om_term) + np.abs(ga_term) + wd * (sq[:, None] + params.gates**2)
     identity_err = float(np.max(np.abs(lhs - rhs) / np.maximum(size, 1e-300), initial=0.0))
     rel_imb = float(np.max(np.abs(imb) / scale, initial=0.0))
-    bound = (
-        float(np.max((np.abs(om_term) + np.abs(ga_term)) / (wd * scale), initial=0.0))
-        if wd > 0
-        else float("inf")
-    )
     violation = rel_imb if identity_err <= identity_tol else np.inf
     return CheckResult.from_violation(
         name,
@@ -128,7 +139,6 @@ def check_balanced(
         value=rel_imb,
         identity_error=identity_err,
         identity_tol=identity_tol,
-        gradient_bound=bound,
     )
 
 
@@ -148,30 +158,118 @@ def check_penalised_certificate(
     r"""The three parts of :func:`dgating.certificates.certify` as separate results.
 
     ``Lw_stationarity``: relative first-order residual of :math:`L_w` (``<= tol``).
-    ``Lw_zero_groups``: :math:`\max_{j: w_j=0}(\|g_j\| - \lambda)/s` for :math:`D = 2` (``<= tol``;
-    ``nan`` and ``details["void"]`` when there is no zero group or :math:`D \ge 3`, where the
-    condition is void).
-    ``Lw_hessian``: smallest relative eigenvalue of the reduced Hessian (``>= -hess_tol``).
+    ``Lw_zero_groups``: :math:`\max_{j: w_j=0}(\|g_j\| - \lambda)/s` for :math:`D = 2` (``<= tol``);
+    ``"not-applicable"`` when there is no zero group or :math:`D \ge 3`: for :math:`q < 1` every
+    zero group is a local minimum along itself, since :math:`\lambda\|w_j\|^q` outgrows any
+    linear decrease of :math:`L_0` (docs/theory.md [T-zero-groups]).
+    ``Lw_hessian``: smallest relative eigenvalue of the reduced Hessian (``value``); see the module
+    docstring for the verdict (``"not-applicable"`` on an empty support).
     """
     cert = certify(problem, depth, lam, w, tol=tol, hess_tol=hess_tol)
     support = cert.support
-    zero_viol = -cert.zero_group_margin
+    n_zero = problem.n_groups - len(support)
+    if depth == 2 and n_zero:
+        zero = CheckResult.from_violation(
+            prefix + "Lw_zero_groups", -cert.zero_group_margin, tol, n_zero_groups=n_zero
+        )
+    else:
+        reason = "no zero group" if not n_zero else f"void for q = 2/{depth} < 1"
+        zero = CheckResult.undecided(
+            prefix + "Lw_zero_groups", "not-applicable", tol, reason, n_zero_groups=n_zero
+        )
+    obj = PenalisedObjective(problem, depth, lam)
+    H, idx = obj.reduced_hessian(w)
+    name = prefix + "Lw_hessian"
+    if not idx.size:
+        hess = CheckResult.undecided(name, "not-applicable", hess_tol, "empty support")
+    else:
+        evals, evecs = np.linalg.eigh(H)
+        vecs = np.zeros((w.size, idx.size))
+        vecs[idx] = evecs
+
+        def grad(x: np.ndarray) -> np.ndarray:
+            return obj.grad_on_support(x)[idx]
+
+        hess = _hessian_verdict(
+            name, evals, vecs, hess_tol, obj.value, grad, w, obj.scale, _null_unit(obj, w)
+        )
     return [
         CheckResult.from_violation(
             prefix + "Lw_stationarity", cert.stationarity, tol, support=support
         ),
-        CheckResult.from_violation(
-            prefix + "Lw_zero_groups",
-            zero_viol if np.isfinite(zero_viol) else 0.0,
-            tol,
-            value=zero_viol if np.isfinite(zero_viol) else float("nan"),
-            n_zero_groups=problem.n_groups - len(support),
-            void=not np.isfinite(zero_viol),
-        ),
-        CheckResult.from_violation(
-            prefix + "Lw_hessian", -cert.min_eigenvalue, hess_tol, value=cert.min_eigenvalue
-        ),
+        zero,
+        hess,
     ]
+
+
+def _null_unit(obj: PenalisedObjective, w: np.ndarray) -> float:
+    """Unit of :data:`NULL_RADII`: ``min(1, smallest non-zero group norm)``."""
+    norms = obj.groups.norms(w)
+    return float(min(1.0, np.min(norms[norms > 0], initial=1.0)))
+
+
+def _hessian_verdict(
+    name: str,
+    evals: np.ndarray,
+    vecs: np.ndarray,
+    hess_tol: float,
+    value: Callable[[np.ndarray], float],
+    grad: Callable[[np.ndarray], np.ndarray],
+    x0: np.ndarray,
+    scale: float,
+    unit: float,
+    big: float | None = None,
+    complete: bool = True,
+    **details,
+) -> CheckResult:
+    r"""Verdict of a second-order check from the eigenpairs ``evals`` (ascending) and ``vecs``
+    (columns, in the coordinates of ``x0``) of the Hessian at ``x0``.
+
+    ``value`` is :math:`\lambda_{\min} / \max|\lambda|` (``big`` when only some eigenpairs are
+    known, ``complete=False``). Below ``-hess_tol``: ``"fail"``; above ``+hess_tol``: ``"pass"``;
+    in between, every eigenvector with relative eigenvalue ``<= hess_tol`` is tested along
+    :math:`x_0 \pm t v`, :math:`t \in` ``unit *`` :data:`NULL_RADII`: a relative decrease above
+    :data:`ROUNDOFF` fails, a relative gradient above :data:`STAT_TOL` is ``"inconclusive"``,
+    else ``"pass"``.
+    """
+    big = float(np.abs(evals).max()) if big is None else big
+    rel = float(evals[0]) / max(big, np.finfo(float).tiny)
+    details = {"min_eigenvalue": float(evals[0]), "max_abs_eigenvalue": big, **details}
+    if not (rel <= hess_tol and rel >= -hess_tol):  # outside the null band (or nan)
+        return CheckResult.from_violation(name, -rel, hess_tol, value=rel, **details)
+    n_null = int(np.sum(evals <= hess_tol * big))
+    if not complete and n_null == evals.size:
+        return CheckResult.undecided(  # only the lowest eigenpairs are known (Lanczos)
+            name, "inconclusive", hess_tol, "singular Hessian, null space unknown", rel, **details
+        )
+    null = vecs[:, :n_null]
+    f0 = value(x0)
+    radii = unit * NULL_RADII
+    drops, grads = [], []
+    for v in null.T:
+        for t in np.concatenate([radii, -radii]):
+            x = x0 + t * v
+            drops.append((f0 - value(x)) / (1.0 + abs(f0)))
+            grads.append(float(np.max(np.abs(grad(x)), initial=0.0)) / scale)
+    details |= {
+        "null_dim": null.shape[1],
+        "null_radii": [float(radii[0]), float(radii[-1])],
+        "null_max_decrease": max(drops),
+        "null_max_gradient": max(grads),
+    }
+    if not max(drops) <= ROUNDOFF:
+        details |= {"value": rel, "reason": "decrease along a null direction"}
+        return CheckResult(name, "fail", ROUNDOFF - max(drops), hess_tol, to_builtin(details))
+    if not max(grads) <= STAT_TOL:
+        return CheckResult.undecided(
+            name,
+            "inconclusive",
+            hess_tol,
+            "singular Hessian whose null directions leave the critical set",
+            rel,
+            **details,
+        )
+    return CheckResult.from_violation(name, 0.0, hess_tol, value=rel, **details)
 
 
 def _penalised_directions(
@@ -333,27 +431,28 @@ def check_gated_gradient(
     return CheckResult.from_violation(name, float(np.max(np.abs(grad), initial=0.0)) / scale, tol)
 
 
-def gated_hessian_extremes(
+def gated_hessian_eigen(
     objective: GatedObjective, params: GatedParams, *, dense_max: int = DENSE_MAX
-) -> tuple[float, float, np.ndarray, str]:
-    r"""Smallest and largest-magnitude eigenvalues of :math:`\nabla^2 L` and the lowest
-    eigenvector (packed coordinates).
+) -> tuple[np.ndarray, np.ndarray, float, str]:
+    r"""Eigenpairs of :math:`\nabla^2 L` (packed coordinates) and its largest absolute eigenvalue.
 
-    Dense (:meth:`~dgating.objectives.GatedObjective.hessian`, ``numpy.linalg.eigh``) up to
-    ``dense_max`` parameters, otherwise Lanczos (``scipy.sparse.linalg.eigsh``) on a
-    ``LinearOperator`` built from :meth:`~dgating.objectives.GatedObjective.hvp`.
+    Dense (:meth:`~dgating.objectives.GatedObjective.hessian`, ``numpy.linalg.eigh``, every
+    eigenpair) up to ``dense_max`` parameters, otherwise Lanczos (``scipy.sparse.linalg.eigsh``)
+    on a ``LinearOperator`` built from :meth:`~dgating.objectives.GatedObjective.hvp` (the lowest
+    eigenpair only).
 
     Returns
     -------
-    min_eig, max_abs_eig : float
-    vec : ndarray, shape (n_params,)
+    evals : ndarray, ascending
+    vecs : ndarray, shape (n_params, len(evals))
+    max_abs_eig : float
     method : {"dense", "lanczos"}
     """
     gating = objective.gating
     n = gating.n_params
     if n <= dense_max:
         evals, evecs = np.linalg.eigh(objective.hessian(params))
-        return float(evals[0]), float(np.abs(evals).max()), evecs[:, 0], "dense"
+        return evals, evecs, float(np.abs(evals).max()), "dense"
     from scipy.sparse.linalg import LinearOperator, eigsh
 
     def matvec(v: np.ndarray) -> np.ndarray:
@@ -366,7 +465,7 @@ def gated_hessian_extremes(
     # Lowest eigenvalue of H via the largest of (big I - H), which Lanczos finds quickly.
     shifted = LinearOperator((n, n), matvec=lambda v: big * np.ravel(v) - matvec(v), dtype=float)
     vals, vecs = eigsh(shifted, k=1, which="LA", tol=1e-12, v0=v0, maxiter=50 * n)
-    return big - float(vals[0]), big, vecs[:, 0], "lanczos"
+    return big - vals, vecs, big, "lanczos"
 
 
 def check_gated_hessian(
@@ -377,21 +476,42 @@ def check_gated_hessian(
     dense_max: int = DENSE_MAX,
     name: str = "b.L_hessian",
 ) -> CheckResult:
-    r"""Positive semidefiniteness of :math:`\nabla^2 L`: smallest eigenvalue divided by the
-    largest absolute one (``value``) must be ``>= -hess_tol``."""
+    r"""Second-order condition for :math:`L`: smallest eigenvalue of :math:`\nabla^2 L` divided by
+    the largest absolute one (``value``); verdict as in the module docstring."""
     return _gated_hessian_check(objective, params, hess_tol, dense_max, name)[0]
 
 
 def _gated_hessian_check(
     objective: GatedObjective, params: GatedParams, hess_tol: float, dense_max: int, name: str
-) -> tuple[CheckResult, np.ndarray | None]:
+) -> tuple[CheckResult, np.ndarray]:
     """:func:`check_gated_hessian` and the lowest eigenvector (for the perturbation test)."""
-    lo, big, vec, method = gated_hessian_extremes(objective, params, dense_max=dense_max)
-    rel = lo / max(big, np.finfo(float).tiny)
-    result = CheckResult.from_violation(
-        name, -rel, hess_tol, value=rel, min_eigenvalue=lo, max_abs_eigenvalue=big, method=method
+    evals, vecs, big, method = gated_hessian_eigen(objective, params, dense_max=dense_max)
+    gating = objective.gating
+    pen = objective.penalised_objective
+
+    def value(z: np.ndarray) -> float:
+        return objective.value(gating.unpack(z))
+
+    def grad(z: np.ndarray) -> np.ndarray:
+        return gating.pack(objective.grad(gating.unpack(z)))
+
+    unit = _null_unit(pen, gating.collapse(params))
+    z0 = gating.pack(params)
+    result = _hessian_verdict(
+        name,
+        evals,
+        vecs,
+        hess_tol,
+        value,
+        grad,
+        z0,
+        pen.scale,
+        unit,
+        big,
+        method == "dense",
+        method=method,
     )
-    return result, vec
+    return result, vecs[:, 0]
 
 
 def perturbation_test_gated(
@@ -529,9 +649,11 @@ def check_values(
     :math:`\omega_j \to c\,\omega_j`, :math:`\gamma_{j,1} \to \gamma_{j,1}/c` on the non-zero
     groups (random :math:`c \in [1/3, 3]`) and by switching on one gate of each zero group
     (:math:`\omega_j = 0`, :math:`\gamma_{j,1} \ne 0` keeps :math:`w_j = 0`), the relative gap
-    :math:`(L - L_w)/(1+|L_w|)` must exceed the allowance; ``value`` is its minimum.
-    ``details["formula_error"]`` compares :math:`L - L_w` with
-    :math:`\lambda\sum_j(AM_j - GM_j)` (docs/theory.md [T-gap]).
+    :math:`(L - L_w)/(1+|L_w|)` must exceed the allowance; ``value`` is its minimum. The points
+    must collapse to :math:`w` (``details["same_w_error"]``, relative, ``<=`` :data:`IDENTITY_TOL`),
+    else the comparison is void and the check fails.
+    ``values.gap_formula``: at the same points, :math:`|(L - L_w) - \lambda\sum_j(AM_j - GM_j)| /
+    (1 + |L_w|)` (docs/theory.md [T-gap], an exact identity) must be ``<=`` :data:`IDENTITY_TOL`.
     """
     gating, groups = objective.gating, objective.gating.groups
     rng = np.random.default_rng(seed)
@@ -554,19 +676,27 @@ def check_values(
         gaps.append(gap / denom)
         formula_err.append(abs(gap - objective.gap(q)) / denom)
         w_err.append(float(np.max(np.abs(gating.collapse(q) - w), initial=0.0)))
-    min_gap = float(min(gaps)) if gaps else float("inf")
+    if not n_unbalanced:
+        return results + [
+            CheckResult.undecided(prefix + name, "not-applicable", tol, "no unbalanced point")
+            for name, tol in (("values.unbalanced", 0.0), ("values.gap_formula", IDENTITY_TOL))
+        ]
+    min_gap = float(min(gaps))
+    same_w = max(w_err) / max(1.0, float(np.max(np.abs(w), initial=0.0)))
+    # The gap must exceed the allowance (violation = allowance - gap <= 0) on points of equal w.
+    violation = rel_allowance - min_gap if same_w <= IDENTITY_TOL else np.inf
     results.append(
-        CheckResult(
+        CheckResult.from_violation(
             prefix + "values.unbalanced",
-            bool(min_gap > rel_allowance),
-            min_gap - rel_allowance,
-            rel_allowance,
-            {
-                "value": min_gap,
-                "formula_error": float(max(formula_err, default=0.0)),
-                "same_w_error": float(max(w_err, default=0.0)),
-                "n_points": n_unbalanced,
-            },
+            violation,
+            0.0,
+            value=min_gap,
+            allowance=rel_allowance,
+            same_w_error=same_w,
+            n_points=n_unbalanced,
         )
+    )
+    results.append(
+        CheckResult.from_violation(prefix + "values.gap_formula", max(formula_err), IDENTITY_TOL)
     )
     return results

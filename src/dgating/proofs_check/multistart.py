@@ -5,7 +5,8 @@ From the same initial :math:`w^{(k)}` (:func:`~dgating.solvers.initial_point` wi
 balanced lift of :math:`w^{(k)}` and :func:`~dgating.solvers.solve_prox` minimises :math:`L_w` from
 :math:`w^{(k)}`. For :math:`D \ge 3` both problems are non-convex, so the routes may stop at
 different local minimisers; the distance between the two, their objective values and whether each
-is certified (:func:`~dgating.certificates.certify`) are recorded (figure F7).
+is certified (:func:`~dgating.proofs_check.checks.check_penalised_certificate`: certified,
+refuted or inconclusive) are recorded (figure F7).
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..certificates import certify
+from ..gating import DGating
 from ..problem import Problem
 from ..solvers import initial_point, solve_gated, solve_prox
+from .checks import STAT_TOL, check_penalised_certificate
 from .result import CheckResult, to_builtin
 
 __all__ = ["MultiStartResult", "check_multistart", "run_multistart"]
@@ -47,7 +49,12 @@ class MultiStartResult:
         in :math:`w` counts as different.
     certified_gated, certified_prox : ndarray of bool
         Each minimiser certified as a local minimiser of :math:`L_w` (the gated one also
-        balanced).
+        balanced): every part of
+        :func:`~dgating.proofs_check.checks.check_penalised_certificate` passes or is
+        not applicable.
+    inconclusive_gated, inconclusive_prox : ndarray of bool
+        No part fails but one is inconclusive (a singular reduced Hessian whose null directions
+        are not resolved), so the minimiser is neither certified nor refuted.
     support_gated, support_prox : ndarray of int
         Number of non-zero groups.
     match_tol : float
@@ -64,6 +71,8 @@ class MultiStartResult:
     same_value: np.ndarray
     certified_gated: np.ndarray
     certified_prox: np.ndarray
+    inconclusive_gated: np.ndarray
+    inconclusive_prox: np.ndarray
     support_gated: np.ndarray
     support_prox: np.ndarray
     match_tol: float
@@ -138,8 +147,9 @@ def run_multistart(
         cols["dist"].append(
             float(np.linalg.norm(ra.w - rb.w)) / max(1.0, float(np.linalg.norm(rb.w)))
         )
-        cols["cg"].append(certify(problem, depth, lam, ra.params).passed)
-        cols["cp"].append(certify(problem, depth, lam, rb.w).passed)
+        balanced = DGating(depth, groups).relative_imbalance(ra.params) <= STAT_TOL
+        cols["cg"].append(_verdict(problem, depth, lam, ra.w) if balanced else "fail")
+        cols["cp"].append(_verdict(problem, depth, lam, rb.w))
         cols["sg"].append(len(ra.support(groups)))
         cols["sp"].append(len(rb.support(groups)))
     dist = np.array(cols["dist"], dtype=float)
@@ -154,30 +164,46 @@ def run_multistart(
         distance=dist,
         same=dist <= match_tol,
         same_value=np.abs(og - op) <= 1e-9 * (1.0 + np.abs(op)),
-        certified_gated=np.array(cols["cg"], dtype=bool),
-        certified_prox=np.array(cols["cp"], dtype=bool),
+        certified_gated=np.array(cols["cg"]) == "pass",
+        certified_prox=np.array(cols["cp"]) == "pass",
+        inconclusive_gated=np.array(cols["cg"]) == "inconclusive",
+        inconclusive_prox=np.array(cols["cp"]) == "inconclusive",
         support_gated=np.array(cols["sg"], dtype=int),
         support_prox=np.array(cols["sp"], dtype=int),
         match_tol=float(match_tol),
     )
 
 
+def _verdict(problem: Problem, depth: int, lam: float, w: np.ndarray) -> str:
+    """``"pass"`` (certified), ``"fail"`` or ``"inconclusive"`` from the certificate's parts."""
+    statuses = {c.status for c in check_penalised_certificate(problem, depth, lam, w)}
+    for status in ("fail", "inconclusive"):
+        if status in statuses:
+            return status
+    return "pass"
+
+
 def check_multistart(ms: MultiStartResult, name: str = "multistart.certified") -> CheckResult:
     r"""Every multi-start minimiser of both routes is certified.
 
-    ``value`` is the fraction of the :math:`2K` minimisers that fail their certificate (tolerance
-    0); the details hold the match rate and the objective values of both routes.
+    ``value`` is the fraction of the :math:`2K` minimisers that are neither certified nor
+    inconclusive (tolerance 0); with none refuted but some inconclusive the check is
+    ``"inconclusive"``. The details hold the match rate and the objective values of both routes.
     """
     n = 2 * len(ms.seeds)
-    failed = int(np.sum(~ms.certified_gated) + np.sum(~ms.certified_prox))
-    return CheckResult.from_violation(
-        name,
-        failed / n if n else 0.0,
-        0.0,
-        match_rate=ms.match_rate,
-        value_match_rate=ms.value_match_rate,
-        n_starts=len(ms.seeds),
-        objective_gated=ms.objective_gated,
-        objective_prox=ms.objective_prox,
-        max_distance=float(ms.distance.max(initial=0.0)),
-    )
+    certified = int(np.sum(ms.certified_gated) + np.sum(ms.certified_prox))
+    undecided = int(np.sum(ms.inconclusive_gated) + np.sum(ms.inconclusive_prox))
+    failed = n - certified - undecided
+    details = {
+        "match_rate": ms.match_rate,
+        "value_match_rate": ms.value_match_rate,
+        "n_starts": len(ms.seeds),
+        "n_inconclusive": undecided,
+        "objective_gated": ms.objective_gated,
+        "objective_prox": ms.objective_prox,
+        "max_distance": float(ms.distance.max(initial=0.0)),
+    }
+    if not failed and undecided:
+        reason = f"{undecided} of {n} minimisers neither certified nor refuted"
+        return CheckResult.undecided(name, "inconclusive", 0.0, reason, 0.0, **details)
+    return CheckResult.from_violation(name, failed / n if n else 0.0, 0.0, **details)

@@ -16,8 +16,16 @@ For each problem of the suite (:mod:`~dgating.proofs_check.problems`) and each d
 * ``multistart.certified``: both routes from ``n_starts`` random starts, all minimisers certified;
   the match rate and objective values go to :attr:`SuiteResult.multistart` (figure F7).
 
-Then every negative control of :mod:`~dgating.proofs_check.controls`. The suite passes when every
-check passes and every negative control is flagged (its targeted checks fail).
+Then every negative control of :mod:`~dgating.proofs_check.controls`.
+
+Every row has the ``status`` of its check (``pass``, ``fail``, ``inconclusive``,
+``not-applicable``) and an :func:`~dgating.proofs_check.result.outcome`: ``"ok"`` when the status
+is the expected one (``not-applicable`` counts as ``pass``), ``"inconclusive"`` for an
+inconclusive check that was expected to pass, ``"unexpected"`` otherwise (a failed check, or a
+negative control that was not flagged). The suite's ``status`` is ``"fail"`` when any row is
+unexpected, else ``"inconclusive"`` when any row is inconclusive, else ``"pass"``; ``passed``
+means no unexpected row. ``dgating verify`` exits with 1 on ``"fail"`` and, with ``--strict``,
+on ``"inconclusive"`` (otherwise an inconclusive run exits 0 and says so on one stderr line).
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ from .checks import check_gated_minimiser, check_penalised_minimiser, check_valu
 from .controls import CONTROLS, run_control
 from .multistart import MultiStartResult, check_multistart, run_multistart
 from .problems import PROBLEMS, SUITES, suite_problems
-from .result import CheckResult, to_builtin
+from .result import STATUSES, CheckResult, outcome, to_builtin
 
 __all__ = ["SUITE_CONFIGS", "SuiteConfig", "SuiteResult", "SuiteRow", "run_suite"]
 
@@ -64,8 +72,9 @@ SUITE_CONFIGS = {
 class SuiteRow:
     """One check at one problem (or negative control) and depth.
 
-    ``expect`` is ``"pass"`` for the checks of the suite and the expected outcome for the checks
-    of a negative control; ``ok`` is whether the outcome matches.
+    ``expect`` is ``"pass"`` for the checks of the suite and the expected status for the checks
+    of a negative control; ``outcome`` (``"ok"``, ``"inconclusive"`` or ``"unexpected"``, see the
+    module docstring) says whether the status matches; ``ok`` is ``outcome == "ok"``.
     """
 
     problem: str
@@ -76,8 +85,12 @@ class SuiteRow:
     expect: str = "pass"
 
     @property
+    def outcome(self) -> str:
+        return outcome(self.check.status, self.expect)
+
+    @property
     def ok(self) -> bool:
-        return self.check.passed == (self.expect == "pass")
+        return self.outcome == "ok"
 
     def to_dict(self) -> dict:
         return {
@@ -87,6 +100,7 @@ class SuiteRow:
             "kind": self.kind,
             "expect": self.expect,
             "ok": self.ok,
+            "outcome": self.outcome,
             **self.check.to_dict(),
         }
 
@@ -119,21 +133,43 @@ class SuiteResult:
 
     @property
     def passed(self) -> bool:
-        """Every check passed and every negative control was flagged."""
-        return all(r.ok for r in self.rows)
+        """No unexpected row: no check failed and every negative control was flagged."""
+        return not self.failures
 
     @property
     def failures(self) -> list[SuiteRow]:
-        return [r for r in self.rows if not r.ok]
+        """Rows with an unexpected status."""
+        return [r for r in self.rows if r.outcome == "unexpected"]
+
+    @property
+    def inconclusive(self) -> list[SuiteRow]:
+        """Rows expected to pass whose check is inconclusive."""
+        return [r for r in self.rows if r.outcome == "inconclusive"]
+
+    @property
+    def status(self) -> str:
+        """``"fail"``, ``"inconclusive"`` or ``"pass"`` (see the module docstring)."""
+        if self.failures:
+            return "fail"
+        return "inconclusive" if self.inconclusive else "pass"
+
+    def status_counts(self, kind: str = "check") -> dict[str, int]:
+        """Number of rows of ``kind`` (``"check"`` or ``"control"``) per status."""
+        statuses = [r.check.status for r in self.rows if r.kind == kind]
+        return {s: statuses.count(s) for s in STATUSES}
 
     def to_dict(self) -> dict:
         return to_builtin(
             {
                 "suite": self.suite,
                 "depths": list(self.depths),
+                "status": self.status,
                 "passed": self.passed,
+                "status_counts": self.status_counts("check"),
+                "control_status_counts": self.status_counts("control"),
                 "n_rows": len(self.rows),
                 "n_failures": len(self.failures),
+                "n_inconclusive": len(self.inconclusive),
                 "seconds": self.seconds,
                 "config": self.config,
                 "rows": [r.to_dict() for r in self.rows],
@@ -157,7 +193,7 @@ class SuiteResult:
                 num(r["lam"]),
                 CheckResult(
                     r["name"],
-                    bool(r["passed"]),
+                    r["status"],
                     num(r["margin"]),
                     num(r["tol"]),
                     dict(r["details"]),
@@ -175,6 +211,8 @@ class SuiteResult:
             "same_value": bool,
             "certified_gated": bool,
             "certified_prox": bool,
+            "inconclusive_gated": bool,
+            "inconclusive_prox": bool,
             "support_gated": int,
             "support_prox": int,
         }
@@ -207,16 +245,17 @@ class SuiteResult:
         return json.dumps(json_safe(self.to_dict()), indent=1)
 
     def to_csv(self) -> str:
-        """Tidy CSV, one line per row: problem, depth, lam, kind, check, expect, passed, ok,
-        value, margin, tol."""
+        """Tidy CSV, one line per row: problem, depth, lam, kind, check, expect, status, passed,
+        ok, value, margin, tol."""
         buf = io.StringIO()
-        cols = ["problem", "depth", "lam", "kind", "check", "expect", "passed", "ok"]
+        cols = ["problem", "depth", "lam", "kind", "check", "expect", "status", "passed", "ok"]
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(cols + ["value", "margin", "tol"])
         for r in self.rows:
             c = r.check
             writer.writerow(
-                [r.problem, r.depth, repr(r.lam), r.kind, c.name, r.expect, c.passed, r.ok]
+                [r.problem, r.depth, repr(r.lam), r.kind, c.name, r.expect, c.status, c.passed]
+                + [r.ok]
                 + [repr(float(c.value)), repr(float(c.margin)), repr(float(c.tol))]
             )
         return buf.getvalue()
@@ -426,13 +465,17 @@ _FAMILIES = (
         ("b.Lw_stationarity", "b.Lw_zero_groups", "b.Lw_hessian")
         + ("b.L_gradient", "b.L_hessian", "b.L_perturbation", "b.balanced"),
     ),
-    ("Values and multi-start", ("values.balanced", "values.unbalanced", "multistart.certified")),
+    (
+        "Values and multi-start",
+        ("values.balanced", "values.unbalanced", "values.gap_formula", "multistart.certified"),
+    ),
 )
 
 
 _LABELS = {
     "values.balanced": "L=Lw balanced",
     "values.unbalanced": "L>Lw unbal.",
+    "values.gap_formula": "L-Lw=AM-GM",
     "balanced": "balanced",
     "L_gradient": "L grad",
     "L_hessian": "L hess",
@@ -445,12 +488,17 @@ _LABELS = {
 }
 
 
+_MARKS = {"ok": "", "inconclusive": "?", "unexpected": "!"}
+
+
 def _cell(row: SuiteRow | None) -> str:
     if row is None:
         return "-"
     v = row.check.value
-    text = "n/a" if not np.isfinite(v) else f"{v:.1e}"
-    return text + ("" if row.ok else "!")
+    if row.check.status == "not-applicable":
+        return "n/a"
+    text = f"{v:.1e}" if np.isfinite(v) else str(v)
+    return text + _MARKS[row.outcome]
 
 
 def _format_table(res: SuiteResult) -> str:
@@ -494,16 +542,21 @@ def _format_table(res: SuiteResult) -> str:
     if controls:
         lines.append("")
         lines.append("Negative controls (expect fail = must be flagged)")
-        lines.append(f"{'control':22s} {'D':>2s} {'check':20s} {'expect':>6s} {'value':>10s}  ok")
+        lines.append(
+            f"{'control':22s} {'D':>2s} {'check':28s} {'expect':>6s} {'status':>14s} "
+            f"{'value':>10s}  ok"
+        )
         for r in controls:
             lines.append(
-                f"{r.problem:22s} {r.depth:>2d} {r.check.name:20s} {r.expect:>6s} "
-                f"{r.check.value:>10.2e}  {'yes' if r.ok else 'NO'}"
+                f"{r.problem:22s} {r.depth:>2d} {r.check.name:28s} {r.expect:>6s} "
+                f"{r.check.status:>14s} {r.check.value:>10.2e}  {'yes' if r.ok else 'NO'}"
             )
-    n_fail = len(res.failures)
+    counts = ", ".join(f"{n} {s}" for s, n in res.status_counts("check").items())
+    verdict = {"pass": "PASSED", "fail": "FAILED", "inconclusive": "INCONCLUSIVE"}[res.status]
     lines.append("")
+    lines.append("cells: ! unexpected outcome, ? inconclusive, n/a not applicable")
     lines.append(
-        f"{len(res.rows)} rows, {n_fail} unexpected outcomes; "
-        f"{'PASSED' if res.passed else 'FAILED'} in {res.seconds:.1f} s"
+        f"{len(res.rows)} rows; checks: {counts}; {len(res.failures)} unexpected outcomes, "
+        f"{len(res.inconclusive)} inconclusive; {verdict} in {res.seconds:.1f} s"
     )
     return "\n".join(lines)

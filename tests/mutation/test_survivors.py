@@ -1,0 +1,276 @@
+"""Tests written to kill survivors of the generic mutation run (``tools/mutation/run_mutmut.py``)
+over ``dgating.theory`` and ``dgating.proofs_check``: the ``derive --json`` contract key by key,
+and the report formats of ``verify``. Expected values are written out by hand from docs/theory.md
+([T-variational]: effective penalty and balanced minimisers; [T-imbalance-flow]: imbalance rate),
+not produced by the code.
+"""
+
+from __future__ import annotations
+
+import json
+
+import sympy as sp
+
+from dgating.cli import main
+
+KEYS = {
+    "depth", "group_size", "parametrization", "weights", "n_params", "effective_penalty",
+    "effective_penalty_variable", "effective_penalty_total", "minimisers", "imbalance_rate",
+    "imbalance_solution", "conserved_quantities", "independent_conserved_quantities",
+    "number_of_conservation_laws", "number_of_independent_laws_found", "laws_complete",
+    "lie_algebra", "gap_rates", "overall_gap_rate", "gap_bound_constant", "sgd_contraction",
+    "sgd_remainder_over_eta_squared", "sgd_multiplicative", "sgd_step_size_range",
+    "identities_checked", "identities_failed", "undecided", "ok",
+}  # fmt: skip
+
+
+def _same(text: str, expr: sp.Expr) -> bool:
+    names = {s.name: s for s in expr.free_symbols}
+    return sp.simplify(sp.sympify(text, locals=names) - expr) == 0
+
+
+def test_derive_json_contract_depth_3(capsys):
+    assert main(["derive", "--depth", "3", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out) == KEYS
+    assert (out["depth"], out["group_size"], out["parametrization"]) == (3, 1, "dgating")
+    assert out["n_params"] == 3 and out["weights"] == ["gamma_1*gamma_2*omega_1"]
+    r, lam, t, d0 = sp.symbols("r lam t Delta_0", positive=True)
+    s1, s2, w1 = sp.symbols("s_1 s_2 w_1")
+    assert _same(out["effective_penalty"], r ** sp.Rational(2, 3))
+    assert _same(out["effective_penalty_total"], sp.Abs(w1) ** sp.Rational(2, 3))
+    assert out["effective_penalty_variable"].startswith("r = ||w_B||_2 for each block B")
+    assert _same(out["minimisers"]["gates"][0], s1 * r ** sp.Rational(1, 3))
+    assert _same(out["minimisers"]["gates"][1], s2 * r ** sp.Rational(1, 3))
+    assert _same(out["minimisers"]["omega"][0], s1 * s2 * w1 * r ** sp.Rational(-2, 3))
+    assert _same(out["imbalance_rate"], 4 * lam / 3)
+    assert _same(out["imbalance_solution"], d0 * sp.exp(-4 * lam * t / 3))
+    # D - 1 = 2 independent laws omega^2 - gamma_d^2 (docs/theory.md [T-balance]), and their
+    # difference.
+    assert out["number_of_conservation_laws"] == out["number_of_independent_laws_found"] == 2
+    assert out["laws_complete"] is True and len(out["conserved_quantities"]) == 3
+    assert out["lie_algebra"]["status"] == "decided" and out["lie_algebra"]["trace_dims"] == [1]
+    assert set(out["gap_rates"]) == {"surviving", "vanishing"}
+    assert out["identities_checked"] >= 40
+    assert out["identities_failed"] == [] and out["undecided"] == [] and out["ok"] is True
+    assert out["sgd_multiplicative"] is True
+
+
+def test_derive_text_summary(capsys):
+    assert main(["derive", "--depth", "2"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("dgating derive: dgating, D=2, p=1 (2 parameters)")
+    for label in ("effective penalty", "imbalance rate", "conservation laws", "identities"):
+        assert f"  {label}" in text
+    assert "r**(2/2)" not in text and "r\n" not in text
+    assert "4*lam/2" not in text and "2*lam" in text  # 4 lam / D at D = 2
+    assert "FAILED" not in text
+
+
+SECTIONS = (
+    "Effective penalty (Lagrange), block size 1",
+    "Effective penalty for symbolic D (AM-GM chain)",
+    "Conservation (lam = 0) and decay (lam > 0) laws, undefined L0",
+    "Imbalance dynamics",
+    "Objective gap",
+    "Gap rate, surviving groups",
+    "Gap rate, vanishing groups",
+    "One step of (S)GD",
+    "Results",
+)
+
+
+def test_derive_latex_document(tmp_path, capsys):
+    path = tmp_path / "d3.tex"
+    assert main(["derive", "--depth", "3", "--json", "--latex", str(path)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    tex = path.read_text()
+    assert tex.startswith("\\documentclass{article}") and tex.rstrip().endswith("\\end{document}")
+    assert "\\section*{dgating derive: dgating, $D = 3$, $p = 1$}" in tex
+    for title in SECTIONS:
+        assert f"\\subsection*{{{title}}}" in tex, title
+    # One paragraph per identity, each checked; equalities with a zero residual.
+    assert tex.count("\\paragraph{") == out["identities_checked"]
+    assert tex.count(") (checked).") == out["identities_checked"]
+    assert tex.count("Residual: \\( 0 \\) (checked).") >= out["identities_checked"] - 2
+    assert "None" not in tex and "FAILED" not in tex
+    assert "\\[ e^{x} \\;>\\; 0 \\]" in tex  # the inequality h'' > 0 keeps its sides
+    assert "\\paragraph{Lagrange: mu\\_1 from d/d omega}" in tex  # underscores escaped
+
+
+def test_derive_block_of_two_weights(capsys):
+    # D = 2, blocks of p = 2 weights sharing one gate: the group lasso, r^(2/2) = ||w_B||.
+    assert main(["derive", "--depth", "2", "--group-size", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    w1, w2 = sp.symbols("w_1 w_2", real=True)
+    assert (out["group_size"], out["n_params"]) == (2, 3)
+    total = sp.sympify(out["effective_penalty_total"], locals={"w_1": w1, "w_2": w2})
+    assert sp.simplify(total - sp.sqrt(w1**2 + w2**2)) == 0
+    assert out["ok"] is True and out["identities_failed"] == []
+
+
+# --------------------------------------------------------------------------------------------
+# dgating.proofs_check
+# --------------------------------------------------------------------------------------------
+def test_null_band_uses_the_largest_eigenvalue_as_unit():
+    # Relative eigenvalue 5e-9 <= 1e-8: null (absolute 5e-8 against max |eig| = 10).
+    import numpy as np
+
+    from dgating.proofs_check.checks import _hessian_verdict
+
+    def f(z):
+        return 0.0 * z[0] + 5.0 * z[2] ** 2
+
+    def g(z):
+        return np.array([0.0, 0.0, 10.0 * z[2]])
+
+    res = _hessian_verdict(
+        "h", np.array([0.0, 5e-8, 10.0]), np.eye(3), 1e-8, f, g, np.zeros(3), 1, 1
+    )
+    assert res.passed and res.details["null_dim"] == 2
+
+
+def test_check_details_and_names():
+    import numpy as np
+
+    from dgating import GatedObjective, solve_prox
+    from dgating.proofs_check.checks import (
+        check_gated_minimiser,
+        check_penalised_certificate,
+        check_values,
+        perturbation_test_gated,
+    )
+    from dgating.proofs_check.problems import PROBLEMS
+
+    prob = PROBLEMS["reg_wide"].problem()
+    lam = PROBLEMS["reg_wide"].lam(2)
+    obj = GatedObjective(prob, 2, lam)
+    names = [
+        c.name for c in check_gated_minimiser(obj, obj.gating.lift(solve_prox(prob, 2, lam).w))
+    ]
+    assert names == ["b.L_gradient", "b.L_hessian", "b.L_perturbation", "b.balanced"]
+    # Empty support: the reduced Hessian is void.
+    hess = check_penalised_certificate(prob, 3, lam, np.zeros(prob.n_features))[2]
+    assert hess.status == "not-applicable" and hess.details["reason"] == "empty support"
+    # At w = 0 only zero groups can be unbalanced (a switched-on gate): L > L_w still.
+    zero = obj.gating.lift(np.zeros(prob.n_features))
+    bal, unbal, formula = check_values(GatedObjective(prob, 3, lam), zero)
+    assert bal.passed and unbal.passed and unbal.value > 1e-3 and formula.passed
+    none = check_values(obj, zero, n_unbalanced=0)
+    assert [r.status for r in none] == ["pass", "not-applicable", "not-applicable"]
+    # The origin saddle (D = 2, lam < ||g_j||): the switch-on directions alone find the decrease;
+    # a non-stationary point: the negative gradient alone finds it.
+    lam_s = 0.5 * float(prob.groups.norms(prob.grad(np.zeros(prob.n_features))).max())
+    saddle = GatedObjective(prob, 2, lam_s)
+    res = perturbation_test_gated(saddle, saddle.gating.lift(np.zeros(prob.n_features)), n_random=0)
+    assert res.status == "fail" and res.details["worst_direction"] == "switch_on"
+    assert res.details["worst_radius"] == 1e-2 and res.details["n_directions"] > 0
+    w = solve_prox(prob, 2, lam).w
+    w[prob.groups.members(int(np.argmax(prob.groups.norms(w))))] *= 0.5
+    res = perturbation_test_gated(obj, obj.gating.lift(w), n_random=0)
+    assert res.status == "fail" and res.details["worst_direction"] == "descent"
+
+
+def test_gated_hessian_of_a_network_resolves_null_directions():
+    from dgating import GatedObjective, solve_gated
+    from dgating.proofs_check.checks import check_gated_hessian
+    from dgating.proofs_check.problems import PROBLEMS
+    from dgating.solvers import initial_point
+
+    spec = PROBLEMS["mlp_input_synth"]
+    prob, lam = spec.problem(), spec.lam(2)
+    w0 = initial_point(prob, lam, init="random", seed=0, init_scale=spec.init_scale)
+    params = solve_gated(prob, 2, lam, w0=w0).params
+    hess = check_gated_hessian(GatedObjective(prob, 2, lam), params)
+    assert hess.status == "pass" and hess.details["null_dim"] >= 1
+    assert hess.details["null_max_gradient"] <= 1e-7 and len(hess.details["null_radii"]) == 2
+
+
+def test_network_problems_match_their_layout():
+    # n_features = d h + h o + h + o; L0(0) = mean(y^2) / 2 (squared) or log(o) (cross-entropy),
+    # since the output of a zero network is zero.
+    import numpy as np
+
+    from dgating.proofs_check.problems import PROBLEMS
+
+    layouts = {
+        "mlp_input_synth": (5, 4, 1, 5 + 4),
+        "mlp_hidden_synth": (3, 6, 1, 6),
+        "mlp_input_wine": (13, 3, 3, 13 + 3),
+        "mlp_hidden_digits": (8, 6, 4, 6),
+    }
+    for name, (d, h, o, n_groups) in layouts.items():
+        prob = PROBLEMS[name].problem()
+        assert prob.n_features == d * h + h * o + h + o, name
+        assert prob.n_groups == n_groups and int(np.sum(prob.groups.labels < 0)) == h + o, name
+        zero = prob.value(np.zeros(prob.n_features))
+        expected = np.log(o) if o > 1 else None
+        if expected is not None:
+            assert abs(zero - expected) <= 1e-12, name
+        else:
+            assert zero > 0, name
+        w = np.random.default_rng(0).normal(size=prob.n_features) * 0.3
+        assert np.isfinite(prob.value(w)) and prob.grad(w).shape == (prob.n_features,)
+    # Input grouping: group 0 is input feature 0's outgoing weights, W1[0, :] (h entries).
+    assert np.flatnonzero(PROBLEMS["mlp_input_synth"].problem().groups.labels == 0).tolist() == [
+        0,
+        1,
+        2,
+        3,
+    ]
+
+
+def test_control_names_and_multistart_defaults():
+    import inspect
+
+    import numpy as np
+
+    from dgating.proofs_check.controls import CONTROLS
+    from dgating.proofs_check.multistart import check_multistart, run_multistart
+    from dgating.proofs_check.problems import PROBLEMS
+
+    assert inspect.signature(run_multistart).parameters["match_tol"].default == 1e-6
+    for name in ("origin_saddle_d2", "unbalanced_d3"):
+        assert CONTROLS[name](n_random=2).name == name
+    ms = run_multistart(PROBLEMS["reg_tall"].problem(), 2, 0.5, seeds=[0])
+    assert ms.objective_prox.dtype == np.float64
+    assert abs(ms.objective_prox[0] - ms.objective_gated[0]) <= 1e-9 * (1 + ms.objective_prox[0])
+    assert ms.same_value.all()
+    empty = run_multistart(PROBLEMS["reg_tall"].problem(), 2, 0.5, seeds=[])
+    assert check_multistart(empty).status == "pass" and check_multistart(empty).value == 0.0
+
+
+def test_small_suite_report_formats():
+    # One problem, one depth, one start: the JSON round trip, the CSV columns and the table.
+    import csv
+    import io
+
+    from dgating.proofs_check.suite import SuiteResult, run_suite
+
+    res = run_suite("quick", [2], problems=["reg_tall"], controls=False, n_starts=1, progress=False)
+    assert res.config["n_starts"] == 1 and res.config["n_jobs"] == 1 and res.suite == "quick"
+    assert res.config["problems"] == ["reg_tall"] and res.config["n_random"] == 24
+    again = SuiteResult.from_dict(json.loads(res.to_json()))
+    assert again.table() == res.table() and again.status == res.status == "pass"
+    ms, ms2 = res.multistart[0], again.multistart[0]
+    assert ms2.lam == ms.lam == 0.5 and ms2.match_tol == ms.match_tol
+    assert list(ms2.same_value) == list(ms.same_value) and list(ms2.objective_prox) == list(
+        ms.objective_prox
+    )
+    rows = list(csv.reader(io.StringIO(res.to_csv())))
+    assert rows[0] == [
+        "problem", "depth", "lam", "kind", "check", "expect", "status", "passed", "ok",
+        "value", "margin", "tol",
+    ]  # fmt: skip
+    assert len(rows) == len(res.rows) + 1 and all(len(r) == 12 for r in rows)
+    data = json.loads(res.to_json())
+    assert data["n_failures"] == 0 and data["config"] == res.config
+    names = {r.check.name for r in res.rows}
+    assert {"a.L_gradient", "a.Lw_hessian", "b.Lw_stationarity", "b.L_perturbation"} <= names
+    assert {"values.gap_formula", "multistart.certified"} <= names
+    table = res.table()
+    counts = res.status_counts()
+    assert f"checks: {counts['pass']} pass, 0 fail, 0 inconclusive" in table
+    assert "Lw zero-grp" in table and "L-Lw=AM-GM" in table and "\n\n" in table
+    assert "multi-start: same minimiser (dist <= 1e-6) / same L_w value" in table
+    assert "reg_tall" in table and "!" not in table.split("cells:")[0].split("tol")[-1]
