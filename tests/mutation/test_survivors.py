@@ -20,7 +20,8 @@ KEYS = {
     "number_of_conservation_laws", "number_of_independent_laws_found", "laws_complete",
     "lie_algebra", "gap_rates", "overall_gap_rate", "gap_bound_constant", "sgd_contraction",
     "sgd_remainder_over_eta_squared", "sgd_multiplicative", "sgd_step_size_range",
-    "identities_checked", "identities_failed", "undecided", "ok",
+    "identities_checked", "identities_failed", "undecided", "ok", "effective_penalty_status",
+    "decay_laws", "gap_rate_hypotheses", "sgd_scalar_limit_factors",
 }  # fmt: skip
 
 
@@ -45,10 +46,14 @@ def test_derive_json_contract_depth_3(capsys):
     assert _same(out["minimisers"]["omega"][0], s1 * s2 * w1 * r ** sp.Rational(-2, 3))
     assert _same(out["imbalance_rate"], 4 * lam / 3)
     assert _same(out["imbalance_solution"], d0 * sp.exp(-4 * lam * t / 3))
-    # D - 1 = 2 independent laws omega^2 - gamma_d^2 (docs/theory.md [T-balance]), and their
-    # difference.
+    # D - 1 = 2 independent laws omega^2 - gamma_d^2 (docs/theory.md [T-balance]); the engine
+    # reports a basis of them.
     assert out["number_of_conservation_laws"] == out["number_of_independent_laws_found"] == 2
-    assert out["laws_complete"] is True and len(out["conserved_quantities"]) == 3
+    assert out["laws_complete"] is True
+    omega, g1, g2 = sp.symbols("omega_1 gamma_1 gamma_2", real=True)
+    assert len(out["conserved_quantities"]) == 2
+    for text, law in zip(sorted(out["conserved_quantities"]), (omega**2 - g1**2, omega**2 - g2**2)):
+        assert _same(text, law)
     assert out["lie_algebra"]["status"] == "decided" and out["lie_algebra"]["trace_dims"] == [1]
     assert set(out["gap_rates"]) == {"surviving", "vanishing"}
     assert out["identities_checked"] >= 40
@@ -92,7 +97,9 @@ def test_derive_latex_document(tmp_path, capsys):
     # One paragraph per identity, each checked; equalities with a zero residual.
     assert tex.count("\\paragraph{") == out["identities_checked"]
     assert tex.count(") (checked).") == out["identities_checked"]
-    assert tex.count("Residual: \\( 0 \\) (checked).") >= out["identities_checked"] - 2
+    inequalities = tex.count("\\;>\\;") + tex.count("\\;\\ge\\;")
+    assert inequalities >= 3  # h'' > 0 and the two leading minors of the gap's quadratic form
+    assert tex.count("Residual: \\( 0 \\) (checked).") == out["identities_checked"] - inequalities
     assert "None" not in tex and "FAILED" not in tex
     assert "\\[ e^{x} \\;>\\; 0 \\]" in tex  # the inequality h'' > 0 keeps its sides
     assert "\\paragraph{Lagrange: mu\\_1 from d/d omega}" in tex  # underscores escaped
