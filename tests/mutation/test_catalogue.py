@@ -23,8 +23,6 @@ def test_catalogue_is_large_and_anchored():
         text = (PACKAGE / fault.path).read_text()
         assert text.count(fault.old) == 1, fault.id  # the catalogue cannot silently rot
         assert fault.old != fault.new
-        assert not fault.path.startswith(("theory/gap.py", "theory/balancedness.py"))
-        assert fault.path != "simulations/discrete.py"
 
 
 def test_apply_refuses_a_missing_snippet(tmp_path):
