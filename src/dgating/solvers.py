@@ -27,7 +27,14 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
-from ._validation import check_array, check_choice, check_lam, check_positive
+from ._bcd import bcd_applicable, solve_bcd
+from ._validation import (
+    InvalidParameterError,
+    check_array,
+    check_choice,
+    check_lam,
+    check_positive,
+)
 from .gating import GatedParams
 from .groups import Groups
 from .objectives import GatedObjective, PenalisedObjective
@@ -175,6 +182,10 @@ def _damped_newton(
     return x, max_iter
 
 
+#: Halvings of the step in one line search: enough to span the float64 range (2**-1100), so
+#: only non-finite values (e.g. overflowing data) can exhaust it.
+_MAX_BACKTRACKS = 1100
+
 #: Newton polish is skipped on supports with more features than this (dense k x k Hessian).
 _MAX_POLISH_FEATURES = 2000
 
@@ -242,8 +253,17 @@ def solve_prox(
     max_iter: int = 20_000,
     accelerated: bool = True,
     polish: bool = True,
+    algorithm: str = "auto",
 ) -> SolveResult:
-    r"""Minimise :math:`L_w(w) = L_0(w) + \lambda \sum_j \|w_{G_j}\|_2^{2/D}` by proximal gradient.
+    r"""Minimise :math:`L_w(w) = L_0(w) + \lambda \sum_j \|w_{G_j}\|_2^{2/D}`.
+
+    ``algorithm="bcd"`` (the default for a :class:`~dgating.problem.GroupedProblem` with the
+    squared or logistic loss, dense or sparse ``X``): group block coordinate descent with working
+    sets and Anderson acceleration (:mod:`dgating._bcd`), each block step the exact group prox of
+    a gradient step with the block's Lipschitz constant. If it stops short of ``tol`` (budget),
+    the proximal gradient route below continues from its point.
+
+    ``algorithm="fista"`` (any :class:`Problem`): proximal gradient.
 
     Each step is :math:`w^+ = \mathrm{prox}_{t \lambda P}(y - t \nabla L_0(y))` at the
     extrapolated point :math:`y` (FISTA), with the step :math:`t` found by a line search on the
@@ -264,16 +284,21 @@ def solve_prox(
     lam : float
         :math:`\lambda \ge 0`.
     w0 : ndarray, shape (n_features,), optional
-        Starting point; by default :func:`initial_point` with ``init="ridge"``.
+        Starting point (warm start); by default zero for ``D = 2`` (convex: the minimum does not
+        depend on the start) and :func:`initial_point` with ``init="ridge"`` for ``D >= 3``
+        (the origin is a local minimiser there).
     tol : float, default=1e-8
         Target relative stationarity.
     max_iter : int, default=20000
-        Maximum number of proximal steps.
+        Maximum number of proximal steps (``"fista"``) or of coordinate-descent epochs
+        (``"bcd"``).
     accelerated : bool, default=True
         Monotone FISTA (momentum restarted whenever it would increase :math:`L_w`).
     polish : bool, default=True
         Newton on the support once it has been stable for 2 iterations (each support at most
         once, and only supports of at most 2000 features).
+    algorithm : {"auto", "bcd", "fista"}, default="auto"
+        ``"auto"`` is ``"bcd"`` where it applies, else ``"fista"``.
 
     Returns
     -------
@@ -292,9 +317,36 @@ def solve_prox(
     obj = PenalisedObjective(problem, depth, lam)
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
+    check_choice(algorithm, "algorithm", ("auto", "bcd", "fista"))
+    use_bcd = algorithm != "fista" and bcd_applicable(problem)
+    if algorithm == "bcd" and not use_bcd:
+        raise InvalidParameterError(
+            "`algorithm` must be 'auto' or 'fista' for this problem (BCD needs a GroupedProblem "
+            f"with the squared or logistic loss); got 'bcd' with {type(problem).__name__}."
+        )
     p, groups, pen = problem.n_features, problem.groups, obj.penalty
-    w = initial_point(problem, lam) if w0 is None else check_array(w0, "w0", shape=(p,)).copy()
+    if w0 is not None:
+        w = check_array(w0, "w0", shape=(p,)).copy()
+    else:
+        w = np.zeros(p) if obj.penalty.q == 1.0 else initial_point(problem, lam)
+    it = 0
+    if use_bcd:
+        w, _, it, message = solve_bcd(
+            problem, pen.q, obj.lam, w, tol_abs=tol * obj.scale, max_epochs=max_iter
+        )
     f_w, g_w = problem.value_and_grad(w)
+    stat = obj.stationarity(w, g_w)
+    if use_bcd and (stat <= tol or not np.isfinite(stat) or it >= max_iter):
+        return SolveResult(
+            w=w,
+            objective=float(f_w + pen.value(w, groups)),
+            stationarity=stat,
+            converged=stat <= tol,
+            iterations=it,
+            seconds=time.perf_counter() - start,
+            method="prox",
+            message=f"bcd: {message}",
+        )
     F_w = f_w + pen.value(w, groups)
     curvature = _curvature_estimate(problem, w, g_w)
     step = 1.0 / curvature if np.isfinite(curvature) and curvature > 0 else 1.0
@@ -302,8 +354,8 @@ def solve_prox(
     stable, support = 0, obj.support_mask(w)
     polished: set[bytes] = set()  # supports already polished: Newton once per support
     message = f"reached max_iter={max_iter}"
-    it = 0
-    for it in range(1, max_iter + 1):
+    n_bcd = it
+    for it in range(n_bcd + 1, max_iter + 1):
         if obj.stationarity(w, g_w) <= tol:
             message = "stationarity <= tol"
             it -= 1
@@ -315,13 +367,16 @@ def solve_prox(
             y = w + ((theta - 1.0) / theta_new) * (w - w_prev)
             f_y, g_y = problem.value_and_grad(y)
         step *= 1.25  # let the step grow back after a backtrack
-        while True:  # backtracking on the quadratic upper model of L0 at y
+        for _ in range(_MAX_BACKTRACKS):  # backtracking on the quadratic upper model of L0 at y
             z = pen.prox(y - step * g_y, step, groups)
             d = z - y
             f_z, g_z = problem.value_and_grad(z)
             if f_z <= f_y + g_y @ d + (d @ d) / (2.0 * step) + 1e-12 * abs(f_y):
                 break
             step *= 0.5
+        else:  # NaN/inf (e.g. overflowing data) or no step small enough: stop, do not loop
+            message = "line search failed (non-finite values or no decrease)"
+            break
         F_z = f_z + pen.value(z, groups)
         if F_z > F_w and theta > 1.0:  # momentum would increase L_w: restart from w
             theta = 1.0
