@@ -29,7 +29,7 @@ from numba import njit
 from .penalties import GroupLqPenalty, scalar_prox
 from .problem import GroupedProblem
 
-__all__ = ["bcd_applicable", "solve_bcd"]
+__all__ = ["NON_FINITE", "bcd_applicable", "solve_bcd"]
 
 _LOSS_CODES = {"squared": 0, "logistic": 1}
 #: Anderson memory ``K`` (extrapolate every ``K + 1`` epochs).
@@ -37,6 +37,8 @@ _ANDERSON_K = 5
 #: The inner stationarity of a working set is checked every this many epochs.
 _CHECK_EVERY = 5
 _MAX_OUTER = 200
+#: Message of a run stopped by NaN/inf (:func:`solve_bcd` callers test ``startswith``).
+NON_FINITE = "non-finite"
 
 
 def bcd_applicable(problem: object) -> bool:
@@ -380,7 +382,7 @@ def solve_bcd(
         res = penalty.residuals(w, grad, groups)
         worst = float(res.max())
         if not np.isfinite(worst):
-            return w, n_outer, epochs, "non-finite gradient or iterate"
+            return w, n_outer, epochs, NON_FINITE + " gradient"
         if worst <= tol_abs:
             return w, n_outer, epochs, "stationarity <= tol"
         if epochs >= max_epochs:
@@ -401,6 +403,8 @@ def solve_bcd(
         if design.grp_ptr[-1] > design.grp_ptr[-2]:
             blocks = np.append(blocks, n_groups)
         design.fill_lipschitz(blocks)
+        if not np.all(np.isfinite(design.lips[blocks])):
+            return w, n_outer, epochs, NON_FINITE + " block Lipschitz constant (overflowing X)"
         n_ep, viol = _ws_epochs(
             design.X, design.data, design.indices, design.indptr, design.sparse, y, design.xty,
             code,
@@ -410,5 +414,5 @@ def solve_bcd(
         )
         epochs += n_ep
         if not np.isfinite(viol):
-            return w, n_outer + 1, epochs, "non-finite gradient or iterate"
+            return w, n_outer + 1, epochs, NON_FINITE + " iterate"
     return w, _MAX_OUTER, epochs, f"reached {_MAX_OUTER} working-set iterations"

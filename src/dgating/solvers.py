@@ -27,7 +27,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
-from ._bcd import bcd_applicable, solve_bcd
+from ._bcd import NON_FINITE, bcd_applicable, solve_bcd
 from ._validation import (
     InvalidParameterError,
     check_array,
@@ -336,7 +336,9 @@ def solve_prox(
         )
     f_w, g_w = problem.value_and_grad(w)
     stat = obj.stationarity(w, g_w)
-    if use_bcd and (stat <= tol or not np.isfinite(stat) or it >= max_iter):
+    if use_bcd and (
+        stat <= tol or not np.isfinite(stat) or it >= max_iter or message.startswith(NON_FINITE)
+    ):
         return SolveResult(
             w=w,
             objective=float(f_w + pen.value(w, groups)),
