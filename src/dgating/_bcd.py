@@ -142,9 +142,10 @@ def _loss_value(z, y, loss):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _block_lipschitz(X, data, indices, indptr, sparse, cols, curv):  # pragma: no cover
-    # curv * lambda_max(X_G^T X_G), from the explicit k x k Gram matrix of the block.
-    k, n = cols.shape[0], X.shape[0]
+def _block_lipschitz(X, data, indices, indptr, sparse, n, cols, curv):  # pragma: no cover
+    # curv * lambda_max(X_G^T X_G), from the explicit k x k Gram matrix of the block; inf when
+    # the Gram matrix overflows.
+    k = cols.shape[0]
     gram = np.zeros((k, k))
     for a in range(k):
         if sparse:
@@ -160,6 +161,8 @@ def _block_lipschitz(X, data, indices, indptr, sparse, cols, curv):  # pragma: n
                 gram[a, b] = acc
         for b in range(a):
             gram[a, b] = gram[b, a]
+    if not np.all(np.isfinite(gram)):
+        return np.inf
     return curv * np.linalg.eigvalsh(gram)[-1]
 
 
@@ -293,7 +296,7 @@ class _Design:
     def __init__(self, problem: GroupedProblem) -> None:
         X, groups = problem.X, problem.groups
         n_groups = groups.n_groups
-        self.sparse = sp.issparse(X)
+        self.sparse, self.n = sp.issparse(X), X.shape[0]
         if self.sparse:
             csc = sp.csc_matrix(X, dtype=np.float64)
             csc.sort_indices()
@@ -320,7 +323,7 @@ class _Design:
         for g in blocks[self.lips[blocks] < 0]:
             cols = self.grp_idx[self.grp_ptr[g] : self.grp_ptr[g + 1]]
             exact = _block_lipschitz(
-                self.X, self.data, self.indices, self.indptr, self.sparse, cols, self.curv
+                self.X, self.data, self.indices, self.indptr, self.sparse, self.n, cols, self.curv
             ) if cols.size else 0.0
             # A zero column block never moves; any positive constant keeps the update finite.
             self.lips[g] = exact if exact > 0 else 1.0
