@@ -206,11 +206,13 @@ def _ws_epochs(
     hist = np.empty((anderson_k + 1, m))
     n_hist = 0
     viol = np.inf
+    raw_valid = False  # whether raw = l'(z) for the current z
     for epoch in range(max_epochs):
         for g in ws:
             lo, hi = grp_ptr[g], grp_ptr[g + 1]
-            if loss != 0:
+            if loss != 0 and not raw_valid:  # logistic: refresh l'(z) only after z moved
                 _derivative(z, y, loss, raw)
+                raw_valid = True
             sq = 0.0
             for k in range(lo, hi):
                 j = grp_idx[k]
@@ -231,6 +233,7 @@ def _ws_epochs(
                 if new != old[k - lo]:
                     _col_axpy(X, data, indices, indptr, sparse, j, new - old[k - lo], z)
                     w[j] = new
+                    raw_valid = False
         if anderson_k > 0:
             for k in range(m):
                 hist[n_hist, k] = w[feats[k]]
@@ -257,8 +260,10 @@ def _ws_epochs(
                         for k in range(m):
                             w[feats[k]] = extra[k]
                         z[:] = z_ex
+                        raw_valid = False
         if epoch % _CHECK_EVERY == _CHECK_EVERY - 1 or epoch == max_epochs - 1:
             _derivative(z, y, loss, raw)
+            raw_valid = True
             viol = 0.0
             for g in ws:
                 lo, hi = grp_ptr[g], grp_ptr[g + 1]

@@ -540,7 +540,8 @@ def solve_gated(
     gating, obj = gated.gating, gated.penalised_objective
     if params0 is None and method == "lbfgs" and start == "prox":
         prox = solve_prox(problem, depth, lam, w0=w0, tol=1e-2 * tol)
-        params, n_newton = _detect_support_and_polish(gated, gating.lift(prox.w), tol)
+        support = gating.groups.norms(prox.w) > 0  # exact zeros: the prox route's support
+        params, n_newton = _detect_support_and_polish(gated, gating.lift(prox.w), tol, support)
         return _gated_result(
             gated, params, prox.iterations + n_newton, t_start, tol,
             f"prox start ({prox.message}), Newton polish {n_newton} steps",
@@ -614,9 +615,10 @@ def _gated_result(
 
 
 def _detect_support_and_polish(
-    gated: GatedObjective, params: GatedParams, tol: float
+    gated: GatedObjective, params: GatedParams, tol: float, kept: np.ndarray | None = None
 ) -> tuple[GatedParams, int]:
-    """Zero the groups that one prox step on :math:`L_w` zeroes, then Newton-polish :math:`L`.
+    """Zero the groups that one prox step on :math:`L_w` zeroes (or the groups not in ``kept``,
+    a known support), then Newton-polish :math:`L`.
 
     Zeroing a whole group :math:`(\\omega_j, \\gamma_j) = 0` keeps a stationary point of :math:`L`
     stationary (all partial derivatives of that group vanish there), so the polish stays within
@@ -626,12 +628,8 @@ def _detect_support_and_polish(
     gating, obj = gated.gating, gated.penalised_objective
     groups, problem = gating.groups, gated.problem
     w = gating.collapse(params)
-    g = problem.grad(w)
-    # Step of the support test: 1 / (largest curvature of L0), estimated by power iteration
-    # (the exact spectral norm costs an SVD).
-    curvature = _curvature_estimate(problem, w, g, n_iter=20)
-    step = 1.0 / curvature if np.isfinite(curvature) and curvature > 0 else 1.0
-    kept = groups.norms(obj.penalty.prox(w - step * g, step, groups)) > 0
+    if kept is None:
+        kept = _prox_step_support(problem, obj, w)
     if obj.penalty.q < 1.0:
         # For q < 1 the prox test depends on the step: a long step may jump a group that the
         # first-order phase has driven to (numerically) zero back on, although zero is a local
@@ -663,6 +661,18 @@ def _detect_support_and_polish(
     omega, gates = np.zeros_like(params.omega), np.zeros_like(params.gates)
     omega[idx], gates[kept] = polished.omega, polished.gates
     return GatedParams(omega, gates), n
+
+
+def _prox_step_support(problem: Problem, obj: PenalisedObjective, w: np.ndarray) -> np.ndarray:
+    """Groups that one proximal gradient step of :math:`L_w` from ``w`` leaves non-zero.
+
+    The step is 1 / (largest curvature of :math:`L_0`), estimated by power iteration (the exact
+    spectral norm costs an SVD).
+    """
+    g = problem.grad(w)
+    curvature = _curvature_estimate(problem, w, g, n_iter=20)
+    step = 1.0 / curvature if np.isfinite(curvature) and curvature > 0 else 1.0
+    return problem.groups.norms(obj.penalty.prox(w - step * g, step, problem.groups)) > 0
 
 
 METHODS: dict[str, Callable[..., SolveResult]] = {"gated": solve_gated, "prox": solve_prox}
