@@ -1,14 +1,19 @@
 r"""Solvers for the non-smooth problem :math:`\min_w L_w(w)` and the smooth gated problem
 :math:`\min_{\omega,\Gamma} L(\omega, \Gamma)`.
 
-* :func:`solve_prox`: proximal gradient on :math:`L_w` with the exact group prox
+* :func:`solve_prox`: for a :class:`~dgating.problem.GroupedProblem` (squared or logistic loss),
+  group block coordinate descent with working sets and Anderson acceleration
+  (:mod:`dgating._bcd`); for any other problem (and as the fallback),
+  proximal gradient on :math:`L_w` with the exact group prox
   (:func:`~dgating.penalties.scalar_prox`), a line search that lets the step grow as well as
   shrink, and a monotone accelerated variant (momentum is dropped whenever the accelerated step
   would increase :math:`L_w`, so the objective never increases, also for non-convex
   :math:`q < 1`). Once the support has settled, Newton's method on the support (where
   :math:`L_w` is smooth) finishes the job; it runs on the problem restricted to the support, so
   it is cheap when the support is small.
-* :func:`solve_gated`: L-BFGS (scipy) or plain gradient descent on :math:`L`; vanishing groups
+* :func:`solve_gated`: by default the prox route's support and point, lifted to balanced
+  :math:`(\omega, \Gamma)` and checked / Newton-polished on :math:`L`; or (``start="lift"``,
+  ``method="gd"``) L-BFGS (scipy) or plain gradient descent on :math:`L`; vanishing groups
   decay but never reach exact zero, so one proximal step on :math:`L_w` at the collapsed weights
   decides which groups are zero, and a damped Newton polish of :math:`L` on the surviving
   groups (again on the restricted problem) ends balanced to machine precision.
