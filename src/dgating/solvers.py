@@ -483,11 +483,12 @@ def solve_gated(
     tol: float = 1e-8,
     max_iter: int = 50_000,
     step: float | None = None,
-    start: str = "prox",
+    start: str = "auto",
 ) -> SolveResult:
     r"""Minimise the smooth gated objective :math:`L(\omega, \Gamma)` and collapse.
 
-    With ``start="prox"`` (the default for ``method="lbfgs"`` without ``params0``) the support
+    With ``start="prox"`` (what ``"auto"`` picks for ``method="lbfgs"`` without ``params0`` when
+    the block coordinate descent of :func:`solve_prox` applies to ``problem``) the support
     and the starting point come from the prox route: :func:`solve_prox` to ``tol / 100`` from
     ``w0``, then its balanced lift (THEORY.md 2.3(b): the balanced lift of a local minimiser of
     :math:`L_w` is a local minimiser of :math:`L`), checked and, where needed, Newton-polished in
@@ -518,9 +519,11 @@ def solve_gated(
         Iteration budget of the first-order phase.
     step : float, optional
         Step of ``"gd"`` (default ``1 / (L0 Lipschitz bound * (1 + max ||w0_j||^2) + 2 lam)``).
-    start : {"prox", "lift"}, default="prox"
+    start : {"auto", "prox", "lift"}, default="auto"
         Where the ``"lbfgs"`` route gets its support and starting point (see above); ignored
-        for ``"gd"`` and when ``params0`` is given.
+        for ``"gd"`` and when ``params0`` is given. ``"auto"``: ``"prox"`` where the prox route
+        is the fast block coordinate descent (a :class:`~dgating.problem.GroupedProblem`), else
+        ``"lift"`` (e.g. a network, where proximal gradient in weight space is slow).
 
     Returns
     -------
@@ -538,7 +541,9 @@ def solve_gated(
     """
     t_start = time.perf_counter()
     check_choice(method, "method", ("lbfgs", "gd"))
-    check_choice(start, "start", ("prox", "lift"))
+    check_choice(start, "start", ("auto", "prox", "lift"))
+    if start == "auto":
+        start = "prox" if bcd_applicable(problem) else "lift"
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
     gated = GatedObjective(problem, depth, lam)
