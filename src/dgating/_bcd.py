@@ -6,7 +6,7 @@ with the squared or logistic loss, dense or ``scipy.sparse`` (CSC) ``X``, any :m
 * **Block update** of group :math:`j` with the block Lipschitz constant
   :math:`L_j = \ell''_{\max} \lambda_{\max}(X_{G_j}^\top X_{G_j})`:
   :math:`w_j \leftarrow \mathrm{prox}_{(\lambda/L_j)\|\cdot\|^q}(w_j - \nabla_j L_0(w) / L_j)`,
-  the exact group prox (THEORY.md sec. 3). Each update does not increase :math:`L_w` (a
+  the exact group prox (docs/theory.md [T-prox]). Each update does not increase :math:`L_w` (a
   majorise-minimise step), also for :math:`q < 1`, where BCD converges to a stationary point.
 * **Working sets** (as celer and skglm): the epochs run on the support plus the groups that
   violate first-order optimality most; the full gradient is checked outside only between

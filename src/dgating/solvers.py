@@ -341,9 +341,10 @@ def solve_prox(
         )
     f_w, g_w = problem.value_and_grad(w)
     stat = obj.stationarity(w, g_w)
-    if use_bcd and (
-        stat <= tol or not np.isfinite(stat) or it >= max_iter or message.startswith(NON_FINITE)
-    ):
+    # BCD done (or stopped on non-finite values); if it ran out of epochs short of tol (badly
+    # conditioned blocks, e.g. an intercept beside uncentred features), FISTA with the Newton
+    # polish on the support carries on from its point with a budget of its own.
+    if use_bcd and (stat <= tol or not np.isfinite(stat) or message.startswith(NON_FINITE)):
         return SolveResult(
             w=w,
             objective=float(f_w + pen.value(w, groups)),
@@ -362,7 +363,7 @@ def solve_prox(
     polished: set[bytes] = set()  # supports already polished: Newton once per support
     message = f"reached max_iter={max_iter}"
     n_bcd = it
-    for it in range(n_bcd + 1, max_iter + 1):
+    for it in range(n_bcd + 1, n_bcd + max_iter + 1):
         if obj.stationarity(w, g_w) <= tol:
             message = "stationarity <= tol"
             it -= 1
@@ -490,12 +491,12 @@ def solve_gated(
     With ``start="prox"`` (what ``"auto"`` picks for ``method="lbfgs"`` without ``params0`` when
     the block coordinate descent of :func:`solve_prox` applies to ``problem``) the support
     and the starting point come from the prox route: :func:`solve_prox` to ``tol / 100`` from
-    ``w0``, then its balanced lift (THEORY.md 2.3(b): the balanced lift of a local minimiser of
-    :math:`L_w` is a local minimiser of :math:`L`), checked and, where needed, Newton-polished in
-    the gated space on the support. This keeps the gated route within a small factor of the
-    prox route on large supports, where a first-order method in the (badly conditioned) gated
-    variables needs thousands of iterations. ``start="lift"`` runs the first-order phase from
-    the balanced lift of ``w0`` instead.
+    ``w0``, then its balanced lift (docs/theory.md [T-minima](b): the balanced lift of a local
+    minimiser of :math:`L_w` is a local minimiser of :math:`L`), checked and, where needed,
+    Newton-polished in the gated space on the support. This keeps the gated route within a small
+    factor of the prox route on large supports, where a first-order method in the (badly
+    conditioned) gated variables needs thousands of iterations. ``start="lift"`` runs the
+    first-order phase from the balanced lift of ``w0`` instead.
 
     Parameters
     ----------
