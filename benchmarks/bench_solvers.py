@@ -1,45 +1,49 @@
-r"""Benchmark of issue 2: time to relative stationarity :math:`10^{-8}` on group regression.
+r"""Benchmark of issue 11: ``solve_prox`` and ``solve_gated`` against celer and skglm, all regimes.
 
-Problem: :math:`n = 500`, :math:`p = 1000`, 100 groups of 10, correlated Gaussian design
-(Toeplitz covariance :math:`\rho^{|i-j|}`, :math:`\rho = 0.6`, drawn as an AR(1) recursion across
-the columns), 10 true groups, signal-to-noise ratio 3; :math:`\lambda` is a fixed fraction of
-:math:`\lambda_{\max} = \max_j \|\nabla_j L_0(0)\|` chosen to give about 10 active groups.
+Instances (``X`` with Toeplitz column correlation :math:`\rho^{|i-j|}` drawn as an AR(1) recursion,
+contiguous groups of 10, signal-to-noise ratio 3; :math:`\lambda` a fraction of
+:math:`\lambda_{\max} = \max_j \|\nabla_j L_0(0)\|`):
 
-* ``D = 2`` (group lasso): ``dgating.solve_prox`` and ``dgating.solve_gated`` against celer's and
-  skglm's ``GroupLasso`` (``alpha = lam``, ``fit_intercept=False``).
-* ``D = 3, 4`` (:math:`L_{2,2/3}`, :math:`L_{2,1/2}`): no library ships a feature-group
-  :math:`L_{2,q}` penalty with :math:`q < 1`, so :func:`skglm_group_lq` writes one in skglm's
-  custom-penalty interface (skglm's own scalar proxes ``prox_2_3`` / ``prox_05``), solved by
-  skglm's ``GroupBCD`` with ``ws_strategy="fixpoint"`` from the same ridge start as dgating.
+* small and large supports, :math:`n > p` and :math:`n \ll p`: (500, 1000, :math:`\rho = 0.6`),
+  (2000, 5000, 0.3), (200, 20000, 0.6) at :math:`\lambda / \lambda_{\max} = 0.1, 0.01`;
+* logistic loss (labels :math:`\mathrm{sign}(y)`), D = 2, 3;
+* sparse ``X`` (CSC, density 1e-3 .. 1e-2) with :math:`p` up to :math:`10^5` (skipped with a message
+  where ``GroupedProblem`` rejects sparse ``X``);
+* D = 3, 4 (:math:`L_{2,2/3}`, :math:`L_{2,1/2}`), against skglm's ``GroupBCD`` with a group
+  :math:`L_{2,q}` penalty written in its custom-penalty interface (:func:`skglm_group_lq`), both
+  from the same ridge point (its time excluded from all);
+* a path of 50 :math:`\lambda` from :math:`\lambda_{\max}` to :math:`0.01\lambda_{\max}`
+  (geometric), warm-started: ``dgating.solve_path`` if it exists, else a loop of
+  ``solve_prox(..., w0=previous)``; the peers loop with ``warm_start=True``.
 
-Equal accuracy: every competitor's ``tol`` is the loosest of :math:`10^{-4}, \dots, 10^{-14}`
-whose solution reaches relative stationarity :math:`\le 10^{-8}` in dgating's measure
-(``PenalisedObjective(problem, depth, lam).stationarity``); the table reports that measure at
-each solver's solution, and the objective gap to dgating's prox solution.
+Peers: celer ``GroupLasso`` and skglm ``GroupLasso`` (squared, D = 2); skglm ``GroupBCD`` with
+``LogisticGroup`` + ``WeightedGroupL2`` (logistic, D = 2); skglm ``GroupBCD`` + the group
+:math:`L_{2,q}` penalty (D = 3, 4).
 
-Timings: medians over ``--repeats`` warm calls (after one untimed call), interleaved across
-solvers so that load changes hit all of them alike; ratios are solver time / fastest competitor.
-The fresh-process rows time ``python -c`` end to end (interpreter start, imports, data loading and
-the first fit, i.e. including numba compilation for skglm and celer's import), medians over
-``--fresh`` processes. BLAS runs on one thread unless ``OPENBLAS_NUM_THREADS`` (and
-``OMP_NUM_THREADS``) say otherwise: skglm and celer run single-threaded, and on a shared 2-core
-machine multi-threaded BLAS oversubscribes (10x slower solves were seen under load).
+**Same objective.** Every solver, ours included, runs at the loosest ``tol`` of its ladder whose
+objective :math:`L_w` is within :math:`10^{-8}` relative of the best objective found by any solver
+on that instance (on a path: at every :math:`\lambda`). A solver that never gets there (a
+different local minimum for D >= 3) runs at its tightest ``tol`` and is flagged ``*``.
 
-Benchmark-only dependencies: ``pip install skglm celer``.
+**Timing.** BLAS on one thread (set before numpy loads). Warm times: one untimed call, then
+``--repeats`` calls interleaved across solvers; the median and the worst (max) are printed, with
+the ratio of each to the best peer's median. The summary prints, per route, the median and the
+worst ratio over all instances. The numba compilation of the kernels is reported separately:
+a fresh process with an empty numba cache (cold JIT) and one with the cache filled.
+**Memory.** Peak resident memory of one fit in a fresh process, above the process's level
+after imports, data loading and a warm-up fit on a tiny problem (``--memory``).
 
 Usage::
 
-    python benchmarks/bench_solvers.py                      # full run (a few minutes)
-    python benchmarks/bench_solvers.py --fresh 1 --repeats 3
+    python benchmarks/bench_solvers.py --quick     # a subset, ~2 minutes
+    python benchmarks/bench_solvers.py             # every regime (long)
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,12 +56,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import numpy as np  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
 
 TARGET = 1e-8
-#: lam / lam_max per depth (about 10 active groups on the default problem).
-LAM_FRACTIONS = {2: 0.2, 3: 0.1, 4: 0.2}
-TOLS = [10.0**-k for k in range(4, 15)]
 GROUP_SIZE = 10
+PEER_TOLS = [10.0**-k for k in range(4, 15, 2)]
+OUR_TOLS = [10.0**-k for k in range(6, 11)]
 
 
 def make_problem(
@@ -68,14 +72,20 @@ def make_problem(
     n_active: int = 10,
     snr: float = 3.0,
     seed: int = 0,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``X`` with Toeplitz correlation ``rho**|i-j|`` between columns, ``y``, contiguous groups."""
+    density: float | None = None,
+) -> tuple[np.ndarray | sp.csc_matrix, np.ndarray, np.ndarray]:
+    """``X`` with Toeplitz correlation ``rho**|i-j|`` between columns (or, with ``density``, a
+    CSC matrix of i.i.d. Gaussian entries), ``y``, contiguous groups."""
     rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((n_samples, n_features))
-    X = np.empty((n_samples, n_features))
-    X[:, 0] = noise[:, 0]
-    for j in range(1, n_features):  # AR(1) across columns: corr(x_i, x_j) = rho^|i-j|
-        X[:, j] = rho * X[:, j - 1] + np.sqrt(1.0 - rho**2) * noise[:, j]
+    if density is None:
+        noise = rng.standard_normal((n_samples, n_features))
+        X = np.empty((n_samples, n_features))
+        X[:, 0] = noise[:, 0]
+        for j in range(1, n_features):  # AR(1) across columns: corr(x_i, x_j) = rho^|i-j|
+            X[:, j] = rho * X[:, j - 1] + np.sqrt(1.0 - rho**2) * noise[:, j]
+    else:
+        X = sp.random(n_samples, n_features, density=density, format="csc", random_state=seed)
+        X.data = rng.standard_normal(X.data.size)
     n_groups = n_features // group_size
     groups = np.repeat(np.arange(n_groups), group_size)
     w = np.zeros(n_features)
@@ -149,40 +159,96 @@ def skglm_group_lq():
     return GroupLq
 
 
-# --- the competitors, one callable per (solver, depth): fit(X, y, tol) -> w -----------------------
+# --- the solvers: fit(X, y, lam, tol, w_start) -> w ---------------------------------------------
 
 
-def fit_skglm_group_lasso(X, y, lam, tol):
-    from skglm import GroupLasso
-
-    model = GroupLasso(groups=GROUP_SIZE, alpha=lam, fit_intercept=False, tol=tol)
-    return model.fit(X, y).coef_
-
-
-def fit_celer_group_lasso(X, y, lam, tol):
+def fit_celer(X, y, lam, tol, w_start, loss, depth):
     from celer import GroupLasso
 
     model = GroupLasso(groups=GROUP_SIZE, alpha=lam, fit_intercept=False, tol=tol, max_iter=1000)
     return model.fit(X, y).coef_
 
 
-def fit_skglm_group_lq(X, y, lam, depth, tol, w_init):
-    from skglm.datafits import QuadraticGroup
+def fit_skglm(X, y, lam, tol, w_start, loss, depth):
+    from skglm.datafits import LogisticGroup, QuadraticGroup
+    from skglm.penalties import WeightedGroupL2
     from skglm.solvers import GroupBCD
     from skglm.utils.data import grp_converter
 
     grp_indices, grp_ptr = grp_converter(GROUP_SIZE, X.shape[1])
-    penalty = skglm_group_lq()(lam, 2.0 / depth, grp_ptr, grp_indices)
-    solver = GroupBCD(max_iter=1000, max_epochs=10_000, tol=tol, ws_strategy="fixpoint")
-    w = w_init.copy()  # GroupBCD updates w_init in place
-    return solver.solve(X, y, QuadraticGroup(grp_ptr, grp_indices), penalty, w, X @ w)[0]
+    n_groups = len(grp_ptr) - 1
+    if depth == 2:
+        penalty = WeightedGroupL2(lam, np.ones(n_groups), grp_ptr, grp_indices)
+        strategy = "subdiff"
+    else:
+        penalty = skglm_group_lq()(lam, 2.0 / depth, grp_ptr, grp_indices)
+        strategy = "fixpoint"
+    datafit = (QuadraticGroup if loss == "squared" else LogisticGroup)(grp_ptr, grp_indices)
+    solver = GroupBCD(max_iter=1000, max_epochs=10_000, tol=tol, ws_strategy=strategy)
+    w = np.array(w_start, dtype=float)  # GroupBCD updates w_init in place
+    return solver.solve(X, y, datafit, penalty, w, X @ w)[0]
 
 
-# --- timing -------------------------------------------------------------------------------------
+def fit_prox(X, y, lam, tol, w_start, loss, depth):
+    from dgating import GroupedProblem, solve_prox
+
+    problem = GroupedProblem(X, y, np.arange(X.shape[1]) // GROUP_SIZE, loss)
+    return solve_prox(problem, depth, lam, w0=w_start, tol=tol).w
 
 
-def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median wall time of each call (seconds), after one untimed call each, interleaved."""
+def fit_gated(X, y, lam, tol, w_start, loss, depth):
+    from dgating import GroupedProblem, solve_gated
+
+    problem = GroupedProblem(X, y, np.arange(X.shape[1]) // GROUP_SIZE, loss)
+    return solve_gated(problem, depth, lam, w0=w_start, tol=tol).w
+
+
+OURS = {"dgating prox": fit_prox, "dgating gated": fit_gated}
+
+
+def path_fitter(fit: Callable, name: str) -> Callable:
+    """Fit a whole path, warm-started: ``dgating.solve_path`` if present, else a loop."""
+
+    def run(X, y, lams, tol, w_start, loss, depth):
+        import dgating
+
+        solve_path = getattr(dgating, "solve_path", None)
+        if name == "dgating prox" and solve_path is not None:
+            problem = dgating.GroupedProblem(X, y, np.arange(X.shape[1]) // GROUP_SIZE, loss)
+            return [r.w for r in solve_path(problem, depth, lams, tol=tol)]
+        out, w = [], w_start
+        for lam in lams:
+            w = fit(X, y, lam, tol, w, loss, depth)
+            out.append(w)
+        return out
+
+    return run
+
+
+def peers_for(loss: str, depth: int) -> dict[str, Callable]:
+    if depth == 2 and loss == "squared":
+        return {"celer GroupLasso": fit_celer, "skglm GroupLasso": fit_skglm}
+    if depth == 2:
+        return {"skglm GroupBCD+LogisticGroup": fit_skglm}
+    return {"skglm GroupBCD+GroupLq": fit_skglm}
+
+
+# --- equal objective, timing --------------------------------------------------------------------
+
+
+def calibrate(run: Callable, tols: list[float], objectives: Callable, best: list[float] | None):
+    """The loosest tol whose objectives are within TARGET of ``best``; (tol, values, reached)."""
+    if best is None:
+        return tols[-1], objectives(run(tols[-1])), True
+    for tol in tols:
+        vals = objectives(run(tol))
+        if all(v - b <= TARGET * abs(b) for v, b in zip(vals, best)):
+            return tol, vals, True
+    return tols[-1], vals, False
+
+
+def timed(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of each call after one untimed call, interleaved across calls."""
     for fn in calls.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in calls}
@@ -191,174 +257,204 @@ def interleaved_medians(calls: dict[str, Callable[[], object]], repeats: int) ->
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: float(np.median(t)) for name, t in times.items()}
+    return times
 
 
-def loosest_tol(fit: Callable[[float], np.ndarray], stationarity) -> tuple[float, np.ndarray]:
-    """The loosest tol in :data:`TOLS` whose solution reaches ``stationarity <= TARGET``."""
-    for tol in TOLS:
-        w = fit(tol)
-        if stationarity(w) <= TARGET:
-            return tol, w
-    return tol, w
+def run_instance(spec: dict, repeats: int, summary: dict) -> None:
+    loss, depth, frac = spec["loss"], spec["depth"], spec["frac"]
+    X, y, groups = make_problem(**spec["data"])
+    if loss == "logistic":
+        y = np.where(y >= 0, 1.0, -1.0)
+    label = spec["label"]
+    from dgating import GroupedProblem, initial_point
+    from dgating.objectives import PenalisedObjective
+
+    try:
+        problem = GroupedProblem(X, y, groups, loss)
+    except Exception as exc:  # e.g. sparse X on a branch without sparse support
+        print(f"\n{label}: skipped (GroupedProblem rejects this X: {str(exc)[:100]})")
+        return
+    lam_max = float(problem.groups.norms(problem.grad(np.zeros(problem.n_features))).max())
+    lams = [frac * lam_max] if frac else list(lam_max * np.geomspace(1.0, 0.01, spec["n_path"]))
+    w_start = np.zeros(X.shape[1]) if depth == 2 else initial_point(problem, lams[0])
+    objs = [PenalisedObjective(problem, depth, lam).value for lam in lams]
+
+    solvers = {**OURS, **peers_for(loss, depth)}
+    if spec.get("routes"):
+        solvers = {k: v for k, v in solvers.items() if k in spec["routes"] or k not in OURS}
+    runners = {}
+    for name, fit in solvers.items():
+        if frac:
+            runners[name] = lambda tol, fit=fit: [fit(X, y, lams[0], tol, w_start, loss, depth)]
+        else:
+            path = path_fitter(fit, name)
+            runners[name] = lambda tol, path=path: path(X, y, lams, tol, w_start, loss, depth)
+
+    def values(ws):
+        return [f(w) for f, w in zip(objs, ws)]
+
+    # Best objective found by any solver at its tightest tol, then each at its loosest tol.
+    ladders = {name: (OUR_TOLS if name in OURS else PEER_TOLS) for name in runners}
+    best, available = None, {}
+    for name, run in runners.items():
+        try:
+            vals = values(run(ladders[name][-1]))
+        except Exception as exc:  # a peer that does not handle this input (e.g. sparse X)
+            print(f"  {name}: n/a ({type(exc).__name__}: {str(exc)[:80]})")
+            continue
+        available[name] = run
+        best = vals if best is None else [min(a, b) for a, b in zip(best, vals)]
+    cal = {name: calibrate(run, ladders[name], values, best) for name, run in available.items()}
+    calls = {name: (lambda run=run, tol=cal[name][0]: run(tol)) for name, run in available.items()}
+    times = timed(calls, repeats)
+    peers = [name for name in available if name not in OURS]
+    if not peers:
+        print(f"\n{label}: no peer ran; skipped")
+        return
+    best_peer = min(float(np.median(times[p])) for p in peers)
+    support = np.count_nonzero(problem.groups.norms(runners["dgating prox"](1e-10)[-1]))
+    print(
+        f"\n{label} [loss={loss}, D={depth}, "
+        + (f"lam={frac} lam_max, {support} active groups]" if frac else f"{len(lams)} lambdas]")
+    )
+    print(f"  {'solver':30s} {'median s':>9s} {'worst s':>9s} {'ratio':>6s} {'worst':>6s} "
+          f"{'max rel dF':>10s}  tol")
+    for name in available:
+        med, worst = float(np.median(times[name])), float(np.max(times[name]))
+        tol, vals, reached = cal[name]
+        rel = max((v - b) / abs(b) for v, b in zip(vals, best))
+        print(
+            f"  {name:30s} {med:9.4f} {worst:9.4f} {med / best_peer:6.2f} "
+            f"{worst / best_peer:6.2f} {rel:10.1e}  {tol:.0e}{'' if reached else ' *'}"
+        )
+        if name in OURS:
+            summary.setdefault((name, depth == 2), []).append((med / best_peer, label))
+    if "dgating gated" in available and "dgating prox" in available:
+        g_over_p = float(np.median(times["dgating gated"]) / np.median(times["dgating prox"]))
+        print(f"  gated / prox: {g_over_p:.2f}")
+        summary.setdefault(("gated/prox", None), []).append((g_over_p, label))
 
 
-def fresh_process(code: str, env: dict[str, str], n: int) -> float:
-    """Median wall time of ``python -c code`` over ``n`` fresh interpreters (seconds)."""
-    times = []
-    for _ in range(n):
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+def instances(quick: bool, n_path: int) -> list[dict]:
+    a = dict(n_samples=500, n_features=1000, rho=0.6)
+    b = dict(n_samples=2000, n_features=5000, rho=0.3)
+    c = dict(n_samples=200, n_features=20000, rho=0.6)
+    sparse_big = dict(n_samples=2000, n_features=100_000, density=1e-3, n_active=20)
+    sparse_mid = dict(n_samples=1000, n_features=20_000, density=1e-2, n_active=10)
+    out = []
+
+    def add(label, data, frac, loss="squared", depth=2, **kw):
+        out.append(dict(label=label, data=data, frac=frac, loss=loss, depth=depth, **kw))
+
+    add("A n=500 p=1000", a, 0.1)
+    add("A n=500 p=1000", a, 0.01)
+    add("A n=500 p=1000", a, 0.1, depth=3)
+    add("A n=500 p=1000", a, 0.2, depth=4)
+    add("A logistic", a, 0.1, loss="logistic")
+    add("sparse n=1000 p=2e4", sparse_mid, 0.1)
+    add("path A", a, None, n_path=n_path if not quick else 20)
+    if quick:
+        return out
+    add("B n=2000 p=5000", b, 0.1)
+    add("B n=2000 p=5000", b, 0.01)
+    add("C n=200 p=20000", c, 0.1)
+    add("C n=200 p=20000", c, 0.01)
+    add("A logistic", a, 0.01, loss="logistic")
+    add("A logistic", a, 0.1, loss="logistic", depth=3)
+    add("B n=2000 p=5000", b, 0.05, depth=3)
+    add("B n=2000 p=5000", b, 0.1, depth=4)
+    add("sparse n=2000 p=1e5", sparse_big, 0.1)
+    add("sparse n=2000 p=1e5", sparse_big, 0.01)
+    add("path A", a, None, depth=3, n_path=n_path, routes=["dgating prox"])
+    return out
 
 
-LOAD = "import numpy as np; d = np.load({path!r}); X, y, groups = d['X'], d['y'], d['groups']; "
-FRESH = {
-    "dgating prox": LOAD + "from dgating import GroupedProblem, solve_prox; "
-    "solve_prox(GroupedProblem(X, y, groups), {depth}, {lam!r})",
-    "dgating gated": LOAD + "from dgating import GroupedProblem, solve_gated; "
-    "solve_gated(GroupedProblem(X, y, groups), {depth}, {lam!r})",
-    "skglm GroupLasso": LOAD + "from bench_solvers import fit_skglm_group_lasso as f; "
-    "f(X, y, {lam!r}, {tol!r})",
-    "celer GroupLasso": LOAD + "from bench_solvers import fit_celer_group_lasso as f; "
-    "f(X, y, {lam!r}, {tol!r})",
-    "skglm GroupBCD+GroupLq": LOAD + "from bench_solvers import fit_skglm_group_lq as f; "
-    "from dgating import GroupedProblem, initial_point; "
-    "w0 = initial_point(GroupedProblem(X, y, groups), {lam!r}); "
-    "f(X, y, {lam!r}, {depth}, {tol!r}, w0)",
-}
+# --- fresh processes: JIT cost and peak memory ---------------------------------------------------
+
+JIT = (
+    "import time, numpy as np; t = time.perf_counter(); "
+    "from dgating import GroupedProblem, solve_prox; t1 = time.perf_counter(); "
+    "rng = np.random.default_rng(0); X = rng.standard_normal((50, 40)); "
+    "p = GroupedProblem(X, X[:, 0], np.arange(40) // 10); solve_prox(p, {depth}, 0.1); "
+    "t2 = time.perf_counter(); solve_prox(p, {depth}, 0.1); t3 = time.perf_counter(); "
+    "print(t1 - t, t2 - t1, t3 - t2)"
+)
+
+MEMORY = (
+    "import resource, sys, numpy as np, scipy.sparse as sp; sys.path.insert(0, {here!r}); "
+    "import bench_solvers as b; "
+    "X, y, g = b.make_problem(**{data!r}); Xs, ys, _ = b.make_problem(50, 100); "
+    "b.{fit}(Xs, ys, 0.1, 1e-6, np.zeros(100), 'squared', 2); "
+    "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+    "b.{fit}(X, y, {lam!r}, 1e-8, np.zeros(X.shape[1]), 'squared', 2); "
+    "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base)"
+)
+
+
+def jit_report(env: dict) -> None:
+    print("\nnumba compilation (fresh processes; import s, first solve s, second solve s):")
+    for depth in (2, 4):
+        with tempfile.TemporaryDirectory() as cache:
+            cold_env = dict(env, NUMBA_CACHE_DIR=cache)
+            code = JIT.format(depth=depth)
+            cold = subprocess.run([sys.executable, "-c", code], env=cold_env, capture_output=True,
+                                  text=True).stdout.split()
+            warm = subprocess.run([sys.executable, "-c", code], env=cold_env, capture_output=True,
+                                  text=True).stdout.split()
+        print(f"  D={depth}: empty cache {' / '.join(cold)}; cache filled {' / '.join(warm)}")
+
+
+def memory_report(env: dict) -> None:
+    data = dict(n_samples=2000, n_features=100_000, density=1e-3, n_active=20)
+    X, y, _ = make_problem(**data)
+    lam = 0.1 * float(np.max(np.linalg.norm((X.T @ y / X.shape[0]).reshape(-1, 10), axis=1)))
+    here = str(Path(__file__).resolve().parent)
+    print(f"\npeak memory of one fit, sparse n=2000 p=1e5 (nnz={X.nnz}), above baseline:")
+    for name, fit in [("celer", "fit_celer"), ("skglm", "fit_skglm"), ("dgating prox", "fit_prox")]:
+        code = MEMORY.format(here=here, data=data, fit=fit, lam=lam)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        out = proc.stdout.strip().splitlines()
+        msg = f"{int(out[-1]) / 1024:.1f} MiB" if proc.returncode == 0 and out else "n/a"
+        print(f"  {name:14s} {msg}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7, help="warm repeats per solver")
-    parser.add_argument("--fresh", type=int, default=3, help="fresh processes per solver (0: skip)")
-    parser.add_argument("--depths", type=int, nargs="+", default=[2, 3, 4])
-    parser.add_argument("--cli", action="store_true", help="also time `dgating solve --json`")
+    parser.add_argument("--quick", action="store_true", help="a subset of the instances")
+    parser.add_argument("--repeats", type=int, default=5, help="warm repeats per solver")
+    parser.add_argument("--path", type=int, default=50, help="lambdas on the path rows")
+    parser.add_argument("--only", type=str, default="", help="run instances whose label has this")
+    parser.add_argument("--jit", action="store_true", help="report numba compile times")
+    parser.add_argument("--memory", action="store_true", help="report peak memory at p = 1e5")
     args = parser.parse_args(argv)
+    import warnings
 
-    threads = os.environ["OPENBLAS_NUM_THREADS"]
-    env = dict(os.environ)  # the fresh processes inherit the BLAS thread settings
-    here = str(Path(__file__).resolve().parent)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH")]))
-
-    from dgating import GroupedProblem, initial_point, solve_gated, solve_prox
-    from dgating.objectives import PenalisedObjective
-
-    X, y, groups = make_problem()
-    problem = GroupedProblem(X, y, groups)
-    lam_max = float(problem.groups.norms(problem.grad(np.zeros(problem.n_features))).max())
-    workdir = Path(tempfile.mkdtemp(prefix="dgating-bench-"))
-    data = workdir / "bench.npz"
-    np.savez(data, X=X, y=y, groups=groups)
-    n, p = X.shape
+    warnings.filterwarnings("ignore")  # peers' convergence warnings at loose tol
+    env = dict(os.environ)
     print(
-        f"problem: n={n}, p={p}, {problem.n_groups} groups of {GROUP_SIZE}, rho=0.6; "
-        f"lam_max={lam_max:.4f}; BLAS threads={threads}; repeats={args.repeats}; "
-        f"fresh={args.fresh}; data {data}"
+        f"objective target: within {TARGET:g} relative of the best objective found by any solver; "
+        f"BLAS threads={os.environ['OPENBLAS_NUM_THREADS']}; repeats={args.repeats}"
     )
+    import dgating
 
-    summary = {}
-    for depth in args.depths:
-        lam = LAM_FRACTIONS[depth] * lam_max
-        obj = PenalisedObjective(problem, depth, lam)
-        w0 = initial_point(problem, lam)
-
-        def ours_prox(depth=depth, lam=lam):
-            return solve_prox(GroupedProblem(X, y, groups), depth, lam)
-
-        # The competitors' start: 0 for the group lasso, the shared ridge point w0 otherwise.
-        start = np.zeros(p) if depth == 2 else w0
-        start_name = "dgating prox (from 0)" if depth == 2 else "dgating prox (from w0)"
-
-        def ours_prox_w0(depth=depth, lam=lam, start=start):
-            return solve_prox(GroupedProblem(X, y, groups), depth, lam, w0=start)
-
-        def ours_gated(depth=depth, lam=lam):
-            return solve_gated(GroupedProblem(X, y, groups), depth, lam)
-
-        calls: dict[str, Callable[[], object]] = {
-            "dgating prox (ridge start incl.)": ours_prox,
-            start_name: ours_prox_w0,
-            "dgating gated (ridge start incl.)": ours_gated,
-        }
-        solutions = {
-            "dgating prox (ridge start incl.)": ours_prox().w,
-            start_name: ours_prox_w0().w,
-            "dgating gated (ridge start incl.)": ours_gated().w,
-        }
-        tols, fresh_names = {}, ["dgating prox", "dgating gated"]
-        if depth == 2:
-            competitors = {
-                "skglm GroupLasso": fit_skglm_group_lasso,
-                "celer GroupLasso": fit_celer_group_lasso,
-            }
-            for name, fit in competitors.items():
-                tol, w = loosest_tol(lambda t, fit=fit: fit(X, y, lam, t), obj.stationarity)
-                tols[name], solutions[name] = tol, w
-                calls[name] = lambda fit=fit, tol=tol: fit(X, y, lam, tol)
-                fresh_names.append(name)
-            note = "competitors start at 0"
-        else:
-            name = "skglm GroupBCD+GroupLq"
-            tol, w = loosest_tol(
-                lambda t: fit_skglm_group_lq(X, y, lam, depth, t, w0), obj.stationarity
-            )
-            tols[name], solutions[name] = tol, w
-            calls[name] = lambda tol=tol: fit_skglm_group_lq(X, y, lam, depth, tol, w0)
-            fresh_names.append(name)
-            note = "skglm starts at the same ridge point w0 (its time excludes computing w0)"
-
-        medians = interleaved_medians(calls, args.repeats)
-        competitor_names = [c for c in calls if not c.startswith("dgating")]
-        best = min(medians[c] for c in competitor_names)
-        ref_obj = obj.value(solutions["dgating prox (ridge start incl.)"])
-        print(f"\nD = {depth}: lam = {lam:.4f} ({LAM_FRACTIONS[depth]} lam_max); {note}")
-        print(
-            f"  {'solver':36s} {'median ms':>10s} {'/ best':>7s} {'rel. stat.':>10s} "
-            f"{'dF':>9s} {'groups':>6s}  tol"
-        )
-        rows = {}
-        for name in calls:
-            w = solutions[name]
-            stat, d_obj = obj.stationarity(w), obj.value(w) - ref_obj
-            k = int(np.count_nonzero(problem.groups.norms(w)))
-            rows[name] = dict(ms=1e3 * medians[name], ratio=medians[name] / best, stat=stat)
-            print(
-                f"  {name:36s} {1e3 * medians[name]:10.2f} {medians[name] / best:7.2f} "
-                f"{stat:10.1e} {d_obj:9.1e} {k:6d}  {tols.get(name, '')}"
-            )
-        if args.fresh > 0:
-            print(f"  fresh process, end to end (median of {args.fresh}):")
-            fresh = {}
-            for name in fresh_names:
-                code = FRESH[name].format(path=str(data), depth=depth, lam=lam, tol=tols.get(name))
-                fresh[name] = fresh_process(code, env, args.fresh)
-            skglm_name = [c for c in fresh_names if c.startswith("skglm")][0]
-            for name, sec in fresh.items():
-                print(f"  {name:36s} {sec:9.2f} s  {sec / fresh[skglm_name]:6.3f} x {skglm_name}")
-            rows["fresh"] = fresh
-        summary[depth] = rows
-
-    if args.cli:
-        lam = LAM_FRACTIONS[2] * lam_max
-        dgating = shutil.which("dgating") or "dgating"
-        cmd = [dgating, "solve", str(data), "--depth", "2", "--lam", repr(lam), "--json"]
-        times, out = [], None
-        for _ in range(max(args.fresh, 1)):
-            start = time.perf_counter()
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            times.append(time.perf_counter() - start)
-            out = proc
-        result = json.loads(out.stdout)
-        print(
-            f"\nCLI: {' '.join(cmd[1:])}\n  exit {out.returncode}, wall {np.median(times):.2f} s "
-            f"(median of {len(times)}), reported seconds {result['seconds']:.3f}, "
-            f"converged {result['converged']}, stationarity {result['stationarity']:.1e}, "
-            f"support {len(result['support'])} groups, objective {result['objective']:.10f}"
-        )
-    shutil.rmtree(workdir)
+    print("path rows use " + ("dgating.solve_path" if hasattr(dgating, "solve_path") else
+                              "a warm-started loop over solve_prox (no dgating.solve_path)"))
+    summary: dict = {}
+    for spec in instances(args.quick, args.path):
+        if args.only and args.only not in spec["label"]:
+            continue
+        run_instance(spec, args.repeats, summary)
+    print("\nsummary (time / best peer, medians of warm runs; worst case over instances):")
+    for (name, convex), rows in summary.items():
+        ratios = np.array([r for r, _ in rows])
+        worst = rows[int(np.argmax(ratios))]
+        kind = "" if convex is None else (" D=2" if convex else " D>=3")
+        print(f"  {name + kind:24s} median {np.median(ratios):5.2f}  worst {worst[0]:5.2f} "
+              f"({worst[1]})  over {len(rows)} instances")
+    if args.jit:
+        jit_report(env)
+    if args.memory:
+        memory_report(env)
     return 0
 
 

@@ -139,17 +139,18 @@ def test_non_convex_path_follows_certified_local_minima(rng, depth, loss):
     path = solve_path(prob, depth, n_lams=8, lam_min_ratio=1e-2)
     assert path.converged.all()
     assert not path.supports[0].any() and path.supports[-1].any()  # starts at zero
-    agree = 0
     for k, lam in enumerate(path.lams):
         assert certify(prob, depth, lam, path.coefs[k]).passed
         # A fixed point: the solver started at the path point does not move.
         again = solve(prob, depth, lam, w0=path.coefs[k])
         assert np.linalg.norm(again.w - path.coefs[k]) <= 1e-7 * max(1, np.linalg.norm(again.w))
         cold = solve(prob, depth, lam)
+        # Where the cold solve lands in the same basin it is the same minimum. (How often it
+        # does depends on the solver's default start: for q < 1 different starts may reach
+        # different local minima, so the count is not asserted; the certificate and the fixed
+        # point above are what a path point must satisfy.)
         if np.array_equal(prob.groups.norms(cold.w) > 0, path.supports[k]):
-            agree += 1
             assert np.linalg.norm(cold.w - path.coefs[k]) <= 1e-6 * np.linalg.norm(cold.w)
-    assert agree >= 2  # where the cold solve lands in the same basin, it is the same minimum
     # Negative control: the certificate rejects a path point at the wrong lam.
     assert not certify(prob, depth, 1.5 * path.lams[4], path.coefs[4]).passed
 

@@ -1,14 +1,19 @@
 r"""Solvers for the non-smooth problem :math:`\min_w L_w(w)` and the smooth gated problem
 :math:`\min_{\omega,\Gamma} L(\omega, \Gamma)`.
 
-* :func:`solve_prox`: proximal gradient on :math:`L_w` with the exact group prox
+* :func:`solve_prox`: for a :class:`~dgating.problem.GroupedProblem` (squared or logistic loss),
+  group block coordinate descent with working sets and Anderson acceleration
+  (:mod:`dgating._bcd`); for any other problem (and as the fallback),
+  proximal gradient on :math:`L_w` with the exact group prox
   (:func:`~dgating.penalties.scalar_prox`), a line search that lets the step grow as well as
   shrink, and a monotone accelerated variant (momentum is dropped whenever the accelerated step
   would increase :math:`L_w`, so the objective never increases, also for non-convex
   :math:`q < 1`). Once the support has settled, Newton's method on the support (where
   :math:`L_w` is smooth) finishes the job; it runs on the problem restricted to the support, so
   it is cheap when the support is small.
-* :func:`solve_gated`: L-BFGS (scipy) or plain gradient descent on :math:`L`; vanishing groups
+* :func:`solve_gated`: by default the prox route's support and point, lifted to balanced
+  :math:`(\omega, \Gamma)` and checked / Newton-polished on :math:`L`; or (``start="lift"``,
+  ``method="gd"``) L-BFGS (scipy) or plain gradient descent on :math:`L`; vanishing groups
   decay but never reach exact zero, so one proximal step on :math:`L_w` at the collapsed weights
   decides which groups are zero, and a damped Newton polish of :math:`L` on the surviving
   groups (again on the restricted problem) ends balanced to machine precision.
@@ -27,7 +32,14 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
-from ._validation import check_array, check_choice, check_lam, check_positive
+from ._bcd import NON_FINITE, bcd_applicable, solve_bcd
+from ._validation import (
+    InvalidParameterError,
+    check_array,
+    check_choice,
+    check_lam,
+    check_positive,
+)
 from .gating import GatedParams
 from .groups import Groups
 from .objectives import GatedObjective, PenalisedObjective
@@ -175,6 +187,10 @@ def _damped_newton(
     return x, max_iter
 
 
+#: Halvings of the step in one line search: enough to span the float64 range (2**-1100), so
+#: only non-finite values (e.g. overflowing data) can exhaust it.
+_MAX_BACKTRACKS = 1100
+
 #: Newton polish is skipped on supports with more features than this (dense k x k Hessian).
 _MAX_POLISH_FEATURES = 2000
 
@@ -242,8 +258,17 @@ def solve_prox(
     max_iter: int = 20_000,
     accelerated: bool = True,
     polish: bool = True,
+    algorithm: str = "auto",
 ) -> SolveResult:
-    r"""Minimise :math:`L_w(w) = L_0(w) + \lambda \sum_j \|w_{G_j}\|_2^{2/D}` by proximal gradient.
+    r"""Minimise :math:`L_w(w) = L_0(w) + \lambda \sum_j \|w_{G_j}\|_2^{2/D}`.
+
+    ``algorithm="bcd"`` (the default for a :class:`~dgating.problem.GroupedProblem` with the
+    squared or logistic loss, dense or sparse ``X``): group block coordinate descent with working
+    sets and Anderson acceleration (:mod:`dgating._bcd`), each block step the exact group prox of
+    a gradient step with the block's Lipschitz constant. If it stops short of ``tol`` (budget),
+    the proximal gradient route below continues from its point.
+
+    ``algorithm="fista"`` (any :class:`Problem`): proximal gradient.
 
     Each step is :math:`w^+ = \mathrm{prox}_{t \lambda P}(y - t \nabla L_0(y))` at the
     extrapolated point :math:`y` (FISTA), with the step :math:`t` found by a line search on the
@@ -264,16 +289,21 @@ def solve_prox(
     lam : float
         :math:`\lambda \ge 0`.
     w0 : ndarray, shape (n_features,), optional
-        Starting point; by default :func:`initial_point` with ``init="ridge"``.
+        Starting point (warm start); by default zero for ``D = 2`` (convex: the minimum does not
+        depend on the start) and :func:`initial_point` with ``init="ridge"`` for ``D >= 3``
+        (the origin is a local minimiser there).
     tol : float, default=1e-8
         Target relative stationarity.
     max_iter : int, default=20000
-        Maximum number of proximal steps.
+        Maximum number of proximal steps (``"fista"``) or of coordinate-descent epochs
+        (``"bcd"``).
     accelerated : bool, default=True
         Monotone FISTA (momentum restarted whenever it would increase :math:`L_w`).
     polish : bool, default=True
         Newton on the support once it has been stable for 2 iterations (each support at most
         once, and only supports of at most 2000 features).
+    algorithm : {"auto", "bcd", "fista"}, default="auto"
+        ``"auto"`` is ``"bcd"`` where it applies, else ``"fista"``.
 
     Returns
     -------
@@ -292,9 +322,39 @@ def solve_prox(
     obj = PenalisedObjective(problem, depth, lam)
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
+    check_choice(algorithm, "algorithm", ("auto", "bcd", "fista"))
+    use_bcd = algorithm != "fista" and bcd_applicable(problem)
+    if algorithm == "bcd" and not use_bcd:
+        raise InvalidParameterError(
+            "`algorithm` must be 'auto' or 'fista' for this problem (BCD needs a GroupedProblem "
+            f"with the squared or logistic loss); got 'bcd' with {type(problem).__name__}."
+        )
     p, groups, pen = problem.n_features, problem.groups, obj.penalty
-    w = initial_point(problem, lam) if w0 is None else check_array(w0, "w0", shape=(p,)).copy()
+    if w0 is not None:
+        w = check_array(w0, "w0", shape=(p,)).copy()
+    else:
+        w = np.zeros(p) if obj.penalty.q == 1.0 else initial_point(problem, lam)
+    it = 0
+    if use_bcd:
+        w, _, it, message = solve_bcd(
+            problem, pen.q, obj.lam, w, tol_abs=tol * obj.scale, max_epochs=max_iter
+        )
     f_w, g_w = problem.value_and_grad(w)
+    stat = obj.stationarity(w, g_w)
+    # BCD done (or stopped on non-finite values); if it ran out of epochs short of tol (badly
+    # conditioned blocks, e.g. an intercept beside uncentred features), FISTA with the Newton
+    # polish on the support carries on from its point with a budget of its own.
+    if use_bcd and (stat <= tol or not np.isfinite(stat) or message.startswith(NON_FINITE)):
+        return SolveResult(
+            w=w,
+            objective=float(f_w + pen.value(w, groups)),
+            stationarity=stat,
+            converged=stat <= tol,
+            iterations=it,
+            seconds=time.perf_counter() - start,
+            method="prox",
+            message=f"bcd: {message}",
+        )
     F_w = f_w + pen.value(w, groups)
     curvature = _curvature_estimate(problem, w, g_w)
     step = 1.0 / curvature if np.isfinite(curvature) and curvature > 0 else 1.0
@@ -302,8 +362,8 @@ def solve_prox(
     stable, support = 0, obj.support_mask(w)
     polished: set[bytes] = set()  # supports already polished: Newton once per support
     message = f"reached max_iter={max_iter}"
-    it = 0
-    for it in range(1, max_iter + 1):
+    n_bcd = it
+    for it in range(n_bcd + 1, n_bcd + max_iter + 1):
         if obj.stationarity(w, g_w) <= tol:
             message = "stationarity <= tol"
             it -= 1
@@ -315,13 +375,16 @@ def solve_prox(
             y = w + ((theta - 1.0) / theta_new) * (w - w_prev)
             f_y, g_y = problem.value_and_grad(y)
         step *= 1.25  # let the step grow back after a backtrack
-        while True:  # backtracking on the quadratic upper model of L0 at y
+        for _ in range(_MAX_BACKTRACKS):  # backtracking on the quadratic upper model of L0 at y
             z = pen.prox(y - step * g_y, step, groups)
             d = z - y
             f_z, g_z = problem.value_and_grad(z)
             if f_z <= f_y + g_y @ d + (d @ d) / (2.0 * step) + 1e-12 * abs(f_y):
                 break
             step *= 0.5
+        else:  # NaN/inf (e.g. overflowing data) or no step small enough: stop, do not loop
+            message = "line search failed (non-finite values or no decrease)"
+            break
         F_z = f_z + pen.value(z, groups)
         if F_z > F_w and theta > 1.0:  # momentum would increase L_w: restart from w
             theta = 1.0
@@ -421,8 +484,19 @@ def solve_gated(
     tol: float = 1e-8,
     max_iter: int = 50_000,
     step: float | None = None,
+    start: str = "auto",
 ) -> SolveResult:
     r"""Minimise the smooth gated objective :math:`L(\omega, \Gamma)` and collapse.
+
+    With ``start="prox"`` (what ``"auto"`` picks for ``method="lbfgs"`` without ``params0`` when
+    the block coordinate descent of :func:`solve_prox` applies to ``problem``) the support
+    and the starting point come from the prox route: :func:`solve_prox` to ``tol / 100`` from
+    ``w0``, then its balanced lift (docs/theory.md [T-minima](b): the balanced lift of a local
+    minimiser of :math:`L_w` is a local minimiser of :math:`L`), checked and, where needed,
+    Newton-polished in the gated space on the support. This keeps the gated route within a small
+    factor of the prox route on large supports, where a first-order method in the (badly
+    conditioned) gated variables needs thousands of iterations. ``start="lift"`` runs the
+    first-order phase from the balanced lift of ``w0`` instead.
 
     Parameters
     ----------
@@ -446,6 +520,11 @@ def solve_gated(
         Iteration budget of the first-order phase.
     step : float, optional
         Step of ``"gd"`` (default ``1 / (L0 Lipschitz bound * (1 + max ||w0_j||^2) + 2 lam)``).
+    start : {"auto", "prox", "lift"}, default="auto"
+        Where the ``"lbfgs"`` route gets its support and starting point (see above); ignored
+        for ``"gd"`` and when ``params0`` is given. ``"auto"``: ``"prox"`` where the prox route
+        is the fast block coordinate descent (a :class:`~dgating.problem.GroupedProblem`), else
+        ``"lift"`` (e.g. a network, where proximal gradient in weight space is slow).
 
     Returns
     -------
@@ -461,12 +540,23 @@ def solve_gated(
     >>> np.round(res.w, 6).tolist(), res.converged
     ([2.6, 0.0], True)
     """
-    start = time.perf_counter()
+    t_start = time.perf_counter()
     check_choice(method, "method", ("lbfgs", "gd"))
+    check_choice(start, "start", ("auto", "prox", "lift"))
+    if start == "auto":
+        start = "prox" if bcd_applicable(problem) else "lift"
     tol = check_positive(tol, "tol")
     max_iter = check_positive(max_iter, "max_iter", integer=True)
     gated = GatedObjective(problem, depth, lam)
     gating, obj = gated.gating, gated.penalised_objective
+    if params0 is None and method == "lbfgs" and start == "prox":
+        prox = solve_prox(problem, depth, lam, w0=w0, tol=1e-2 * tol)
+        support = gating.groups.norms(prox.w) > 0  # exact zeros: the prox route's support
+        params, n_newton = _detect_support_and_polish(gated, gating.lift(prox.w), tol, support)
+        return _gated_result(
+            gated, params, prox.iterations + n_newton, t_start, tol,
+            f"prox start ({prox.message}), Newton polish {n_newton} steps",
+        )
     if params0 is None:
         w0 = (
             initial_point(problem, lam)
@@ -501,8 +591,23 @@ def solve_gated(
             if np.max(np.abs(g)) <= gtol:
                 break
             z = z - step * g
-    params = gating.unpack(z)
-    params, n_newton = _detect_support_and_polish(gated, params, tol)
+    params, n_newton = _detect_support_and_polish(gated, gating.unpack(z), tol)
+    return _gated_result(
+        gated, params, n_iter + n_newton, t_start, tol,
+        f"{method} phase {n_iter} iterations, Newton polish {n_newton} steps",
+    )
+
+
+def _gated_result(
+    gated: GatedObjective,
+    params: GatedParams,
+    iterations: int,
+    t_start: float,
+    tol: float,
+    message: str,
+) -> SolveResult:
+    """The :class:`SolveResult` of :func:`solve_gated` at the polished ``params``."""
+    gating, obj = gated.gating, gated.penalised_objective
     w = gating.collapse(params)
     stat = obj.stationarity(w)
     imb = gating.relative_imbalance(params)
@@ -511,19 +616,20 @@ def solve_gated(
         objective=obj.value(w),
         stationarity=stat,
         converged=bool(stat <= tol and imb <= tol),
-        iterations=n_iter + n_newton,
-        seconds=time.perf_counter() - start,
+        iterations=iterations,
+        seconds=time.perf_counter() - t_start,
         method="gated",
         params=params,
         max_imbalance=imb,
-        message=f"{method} phase {n_iter} iterations, Newton polish {n_newton} steps",
+        message=message,
     )
 
 
 def _detect_support_and_polish(
-    gated: GatedObjective, params: GatedParams, tol: float
+    gated: GatedObjective, params: GatedParams, tol: float, kept: np.ndarray | None = None
 ) -> tuple[GatedParams, int]:
-    """Zero the groups that one prox step on :math:`L_w` zeroes, then Newton-polish :math:`L`.
+    """Zero the groups that one prox step on :math:`L_w` zeroes (or the groups not in ``kept``,
+    a known support), then Newton-polish :math:`L`.
 
     Zeroing a whole group :math:`(\\omega_j, \\gamma_j) = 0` keeps a stationary point of :math:`L`
     stationary (all partial derivatives of that group vanish there), so the polish stays within
@@ -533,12 +639,8 @@ def _detect_support_and_polish(
     gating, obj = gated.gating, gated.penalised_objective
     groups, problem = gating.groups, gated.problem
     w = gating.collapse(params)
-    g = problem.grad(w)
-    # Step of the support test: 1 / (largest curvature of L0), estimated by power iteration
-    # (the exact spectral norm costs an SVD).
-    curvature = _curvature_estimate(problem, w, g, n_iter=20)
-    step = 1.0 / curvature if np.isfinite(curvature) and curvature > 0 else 1.0
-    kept = groups.norms(obj.penalty.prox(w - step * g, step, groups)) > 0
+    if kept is None:
+        kept = _prox_step_support(problem, obj, w)
     if obj.penalty.q < 1.0:
         # For q < 1 the prox test depends on the step: a long step may jump a group that the
         # first-order phase has driven to (numerically) zero back on, although zero is a local
@@ -570,6 +672,18 @@ def _detect_support_and_polish(
     omega, gates = np.zeros_like(params.omega), np.zeros_like(params.gates)
     omega[idx], gates[kept] = polished.omega, polished.gates
     return GatedParams(omega, gates), n
+
+
+def _prox_step_support(problem: Problem, obj: PenalisedObjective, w: np.ndarray) -> np.ndarray:
+    """Groups that one proximal gradient step of :math:`L_w` from ``w`` leaves non-zero.
+
+    The step is 1 / (largest curvature of :math:`L_0`), estimated by power iteration (the exact
+    spectral norm costs an SVD).
+    """
+    g = problem.grad(w)
+    curvature = _curvature_estimate(problem, w, g, n_iter=20)
+    step = 1.0 / curvature if np.isfinite(curvature) and curvature > 0 else 1.0
+    return problem.groups.norms(obj.penalty.prox(w - step * g, step, problem.groups)) > 0
 
 
 METHODS: dict[str, Callable[..., SolveResult]] = {"gated": solve_gated, "prox": solve_prox}
