@@ -302,7 +302,10 @@ def test_theory_step_names_spell_out_the_identities():
     ]
     spec = dgating_parametrization(3, 1)
     dyn = imbalance_dynamics(spec)
-    assert [s.name for s in dyn.steps[1:]] == ["dsolve: Delta(t) solves the ODE", "dsolve: initial value"]
+    assert [s.name for s in dyn.steps[1:]] == [
+        "dsolve: Delta(t) solves the ODE",
+        "dsolve: initial value",
+    ]
     assert gap_bound(3)[1][-1].name == "C_D = (D - 1)/D"
     omega, g1, _ = spec.theta
     step = check_decay(spec, omega**2 - g1**2, 4 * lam / 3)
@@ -415,3 +418,22 @@ def test_derive_text_summary_elides_after_four_laws(capsys):
     assert " ..." in capsys.readouterr().out
     assert main(["derive", "--depth", "3"]) == 0
     assert " ..." not in capsys.readouterr().out
+
+
+def test_spec_penalty_of_a_scalar_weight_with_a_cubed_parameter():
+    # w = u^3 g, R = (u^2 + g^2)/2: with a = u^2, b = g^2, a^3 b = r^2, Lagrange gives a = 3 b,
+    # so b = r^(1/2) 27^(-1/4) and R = (a + b)/2 = 2 b = 2 r^(1/2) / 3^(3/4) (by hand).
+    from dgating.theory.effective_penalty import spec_effective_penalty
+    from dgating.theory.spec import MonomialSpec
+
+    r = sp.Symbol("r", positive=True)
+    base = {"parameters": ["u", "g"], "groups": [[0]], "penalty": "(u**2 + g**2)/2"}
+    res = spec_effective_penalty(MonomialSpec.from_dict({**base, "weights": ["u**3*g"]}))
+    assert res.status == "derived"
+    assert sp.simplify(res.expr - 2 * sp.sqrt(r) / 3 ** sp.Rational(3, 4)) == 0
+    assert "the penalty at the minimiser is the effective penalty" in [s.name for s in res.steps]
+    even = {"parameters": ["u"], "groups": [[0]], "penalty": "u**2/2", "weights": ["u**2"]}
+    res = spec_effective_penalty(MonomialSpec.from_dict(even))
+    assert res.expr is None and res.status.endswith(
+        "has no parameter of its own with odd exponent."
+    )
