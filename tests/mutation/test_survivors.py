@@ -437,3 +437,27 @@ def test_spec_penalty_of_a_scalar_weight_with_a_cubed_parameter():
     assert res.expr is None and res.status.endswith(
         "has no parameter of its own with odd exponent."
     )
+
+
+def test_conservation_messages_and_a_non_law():
+    import pytest
+
+    from dgating.theory.conservation import check_decay, lie_algebra_rank
+    from dgating.theory.parametrization import Factor, dgating_parametrization
+    from dgating.theory.symbols import lam
+
+    spec = dgating_parametrization(3, 1)
+    omega = spec.theta[0]
+    # omega^2 alone is not conserved: its derivative keeps the loss gradient, shown as g_1
+    step = check_decay(spec, omega**2, 4 * lam / 3)
+    assert not step.holds and sp.Symbol("g_1", real=True) in step.lhs.free_symbols
+    U = sp.Matrix(2, 2, sp.symbols("u1:5"))
+    V = sp.Matrix(2, 2, sp.symbols("v1:5"))
+    res = lie_algebra_rank(tuple(U * V.T), tuple(U) + tuple(V), max_level=0)
+    assert res.status == "undecided" and "at level 0 = max_level" in res.message
+    x = sp.Symbol("x")
+    res = lie_algebra_rank((sp.sin(x),), (x,))
+    assert res.status == "undecided" and "not polynomial in theta" in res.message
+    assert "NoneType" not in res.message  # names the conversion error
+    with pytest.raises(ValueError, match=r"every entry 0\.\.1 exactly"):
+        Factor("u", (0, 2), ("a", "b"))
