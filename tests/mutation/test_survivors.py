@@ -313,12 +313,14 @@ def test_theory_step_names_spell_out_the_identities():
 
 
 def test_sgd_contraction_keeps_the_square_of_theory():
-    # docs/theory.md [T-sgd]: (1 - 2 eta lam / D)^2, reported in that (unexpanded) form
-    from dgating.theory import sgd_contraction
+    # docs/theory.md [T-sgd]: (1 - 2 eta lam / D)^2, reported in that (unexpanded) form;
+    # sgd_recursion is called directly because sgd_contraction is cached across tests
+    from dgating.theory.balancedness import sgd_recursion
+    from dgating.theory.parametrization import dgating_parametrization
     from dgating.theory.symbols import eta, lam
 
-    assert sgd_contraction(3) == (1 - 2 * eta * lam / 3) ** 2
-    assert sgd_contraction(4) == (1 - eta * lam / 2) ** 2
+    assert sgd_recursion(dgating_parametrization(3, 1)).contraction == (1 - 2 * eta * lam / 3) ** 2
+    assert sgd_recursion(dgating_parametrization(4, 2)).contraction == (1 - eta * lam / 2) ** 2
 
 
 def test_check_inequality_residual_is_lhs_minus_rhs():
@@ -401,7 +403,8 @@ def test_derivation_latex_results_and_spec_variable():
     r = sp.Symbol("r", positive=True)
     d0 = sp.Symbol("Delta_0", real=True)
     text = derive(3).to_latex()
-    assert r"\allowdisplaybreaks" in text and r"\subsection*{Results}" in text
+    lines = text.splitlines()
+    assert r"\allowdisplaybreaks" in lines and r"\subsection*{Results}" in lines
     assert rf"effective penalty per block: \({sp.latex(r ** sp.Rational(2, 3))}\)" in text
     assert rf"imbalance rate: \({sp.latex(4 * lam / 3)}\)" in text
     assert rf"\(\Delta(t) = {sp.latex(d0 * sp.exp(-4 * lam * t / 3))}\)" in text
@@ -432,6 +435,11 @@ def test_spec_penalty_of_a_scalar_weight_with_a_cubed_parameter():
     assert res.status == "derived"
     assert sp.simplify(res.expr - 2 * sp.sqrt(r) / 3 ** sp.Rational(3, 4)) == 0
     assert "the penalty at the minimiser is the effective penalty" in [s.name for s in res.steps]
+    # w = u^3 g^2: the only own parameter has exponent 3; a^3 b^2 = r^2, Lagrange 3 b = 2 a, so
+    # b = (8/27)^(1/5) r^(2/5) and R = (a + b)/2 = 5 b/4 (by hand)
+    res = spec_effective_penalty(MonomialSpec.from_dict({**base, "weights": ["u**3*g**2"]}))
+    expected = sp.Rational(5, 4) * sp.Rational(8, 27) ** sp.Rational(1, 5) * r ** sp.Rational(2, 5)
+    assert res.status == "derived" and sp.simplify(res.expr - expected) == 0
     even = {"parameters": ["u"], "groups": [[0]], "penalty": "u**2/2", "weights": ["u**2"]}
     res = spec_effective_penalty(MonomialSpec.from_dict(even))
     assert res.expr is None and res.status.endswith(
