@@ -33,7 +33,7 @@ from .penalties import GroupLqPenalty, effective_q, scalar_prox
 from .problem import GroupedProblem, TorchProblem, load_problem
 from .solvers import SolveResult, initial_point, solve, solve_gated, solve_prox
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Certificate",

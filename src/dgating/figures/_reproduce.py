@@ -45,9 +45,9 @@ DEFAULT_OUT = "dgating-output"
 
 #: Measured wall time of a first (uncached) run of each mode; the README and ``reproduce --help``
 #: quote these strings (``tests/test_readme.py`` keeps them in step).
-RUN_TIME = {"default": "about 36 minutes", "quick": "about 5 minutes"}
-#: The machine the times were measured on (CPU time: 7.9 and 0.8 minutes).
-RUN_TIME_MACHINE = "2 CPU cores shared with other jobs (load average about 14)"
+RUN_TIME = {"default": "about 18 minutes", "quick": "about 45 seconds"}
+#: The machine the times were measured on (CPU time: 11 and 0.75 minutes).
+RUN_TIME_MACHINE = "2 CPU cores shared with other jobs (load average about 3 to 7)"
 
 
 @dataclass(frozen=True)
