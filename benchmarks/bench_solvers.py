@@ -317,8 +317,10 @@ def run_instance(spec: dict, repeats: int, summary: dict) -> None:
         f"\n{label} [loss={loss}, D={depth}, "
         + (f"lam={frac} lam_max, {support} active groups]" if frac else f"{len(lams)} lambdas]")
     )
-    print(f"  {'solver':30s} {'median s':>9s} {'worst s':>9s} {'ratio':>6s} {'worst':>6s} "
-          f"{'max rel dF':>10s}  tol")
+    print(
+        f"  {'solver':30s} {'median s':>9s} {'worst s':>9s} {'ratio':>6s} {'worst':>6s} "
+        f"{'max rel dF':>10s}  tol"
+    )
     for name in available:
         med, worst = float(np.median(times[name])), float(np.max(times[name]))
         tol, vals, reached = cal[name]
@@ -397,10 +399,12 @@ def jit_report(env: dict) -> None:
         with tempfile.TemporaryDirectory() as cache:
             cold_env = dict(env, NUMBA_CACHE_DIR=cache)
             code = JIT.format(depth=depth)
-            cold = subprocess.run([sys.executable, "-c", code], env=cold_env, capture_output=True,
-                                  text=True).stdout.split()
-            warm = subprocess.run([sys.executable, "-c", code], env=cold_env, capture_output=True,
-                                  text=True).stdout.split()
+            cold = subprocess.run(
+                [sys.executable, "-c", code], env=cold_env, capture_output=True, text=True
+            ).stdout.split()
+            warm = subprocess.run(
+                [sys.executable, "-c", code], env=cold_env, capture_output=True, text=True
+            ).stdout.split()
         print(f"  D={depth}: empty cache {' / '.join(cold)}; cache filled {' / '.join(warm)}")
 
 
@@ -437,8 +441,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     import dgating
 
-    print("path rows use " + ("dgating.solve_path" if hasattr(dgating, "solve_path") else
-                              "a warm-started loop over solve_prox (no dgating.solve_path)"))
+    print(
+        "path rows use "
+        + (
+            "dgating.solve_path"
+            if hasattr(dgating, "solve_path")
+            else "a warm-started loop over solve_prox (no dgating.solve_path)"
+        )
+    )
     summary: dict = {}
     for spec in instances(args.quick, args.path):
         if args.only and args.only not in spec["label"]:
@@ -449,8 +459,10 @@ def main(argv: list[str] | None = None) -> int:
         ratios = np.array([r for r, _ in rows])
         worst = rows[int(np.argmax(ratios))]
         kind = "" if convex is None else (" D=2" if convex else " D>=3")
-        print(f"  {name + kind:24s} median {np.median(ratios):5.2f}  worst {worst[0]:5.2f} "
-              f"({worst[1]})  over {len(rows)} instances")
+        print(
+            f"  {name + kind:24s} median {np.median(ratios):5.2f}  worst {worst[0]:5.2f} "
+            f"({worst[1]})  over {len(rows)} instances"
+        )
     if args.jit:
         jit_report(env)
     if args.memory:

@@ -180,8 +180,26 @@ def _objective(z, y, loss, w, ws, grp_ptr, grp_idx, penalised, lam, q):  # pragm
 
 @njit(cache=True)
 def _ws_epochs(
-    X, data, indices, indptr, sparse, y, xty, loss, w, z, ws, grp_ptr, grp_idx, penalised, lips,
-    lam, q, max_epochs, tol_in, anderson_k,
+    X,
+    data,
+    indices,
+    indptr,
+    sparse,
+    y,
+    xty,
+    loss,
+    w,
+    z,
+    ws,
+    grp_ptr,
+    grp_idx,
+    penalised,
+    lips,
+    lam,
+    q,
+    max_epochs,
+    tol_in,
+    anderson_k,
 ):  # pragma: no cover - compiled
     """BCD epochs on the groups ``ws`` (all other weights are zero) until the largest first-order
     residual on ``ws`` is at most ``tol_in``; returns (epochs, last residual), residual ``nan``
@@ -327,9 +345,20 @@ class _Design:
     def fill_lipschitz(self, blocks: np.ndarray) -> None:
         for g in blocks[self.lips[blocks] < 0]:
             cols = self.grp_idx[self.grp_ptr[g] : self.grp_ptr[g + 1]]
-            exact = _block_lipschitz(
-                self.X, self.data, self.indices, self.indptr, self.sparse, self.n, cols, self.curv
-            ) if cols.size else 0.0
+            exact = (
+                _block_lipschitz(
+                    self.X,
+                    self.data,
+                    self.indices,
+                    self.indptr,
+                    self.sparse,
+                    self.n,
+                    cols,
+                    self.curv,
+                )
+                if cols.size
+                else 0.0
+            )
             # A zero column block never moves; any positive constant keeps the update finite.
             self.lips[g] = exact if exact > 0 else 1.0
 
@@ -414,10 +443,25 @@ def solve_bcd(
         if not np.all(np.isfinite(design.lips[blocks])):
             return w, n_outer, epochs, NON_FINITE + " block Lipschitz constant (overflowing X)"
         n_ep, viol = _ws_epochs(
-            design.X, design.data, design.indices, design.indptr, design.sparse, y, design.xty,
+            design.X,
+            design.data,
+            design.indices,
+            design.indptr,
+            design.sparse,
+            y,
+            design.xty,
             code,
-            w, z, blocks, design.grp_ptr, design.grp_idx, design.penalised, design.lips,
-            float(lam), float(q), int(max_epochs - epochs), max(0.1 * worst, 0.3 * tol_abs),
+            w,
+            z,
+            blocks,
+            design.grp_ptr,
+            design.grp_idx,
+            design.penalised,
+            design.lips,
+            float(lam),
+            float(q),
+            int(max_epochs - epochs),
+            max(0.1 * worst, 0.3 * tol_abs),
             _ANDERSON_K,
         )
         epochs += n_ep

@@ -554,7 +554,11 @@ def solve_gated(
         support = gating.groups.norms(prox.w) > 0  # exact zeros: the prox route's support
         params, n_newton = _detect_support_and_polish(gated, gating.lift(prox.w), tol, support)
         return _gated_result(
-            gated, params, prox.iterations + n_newton, t_start, tol,
+            gated,
+            params,
+            prox.iterations + n_newton,
+            t_start,
+            tol,
             f"prox start ({prox.message}), Newton polish {n_newton} steps",
         )
     if params0 is None:
@@ -593,7 +597,11 @@ def solve_gated(
             z = z - step * g
     params, n_newton = _detect_support_and_polish(gated, gating.unpack(z), tol)
     return _gated_result(
-        gated, params, n_iter + n_newton, t_start, tol,
+        gated,
+        params,
+        n_iter + n_newton,
+        t_start,
+        tol,
         f"{method} phase {n_iter} iterations, Newton polish {n_newton} steps",
     )
 
