@@ -9,7 +9,7 @@ tests of ``tests/proofs_check/test_suite.py``, minutes each, are left out by
 
 Usage::
 
-    pip install mutmut                                   # not a dependency of dgating
+    pip install -e ".[mutation]"                         # mutmut, not a dependency of dgating
     python tools/mutation/run_mutmut.py                  # every mutant (hours on 1 core)
     python tools/mutation/run_mutmut.py --sample 300     # a seeded random sample of mutants
     python tools/mutation/run_mutmut.py --report         # score of the last run
