@@ -191,6 +191,7 @@ def test_gated_hessian_of_a_network_resolves_null_directions():
     hess = check_gated_hessian(GatedObjective(prob, 2, lam), params)
     assert hess.status == "pass" and hess.details["null_dim"] >= 1
     assert hess.details["null_max_gradient"] <= 1e-7 and len(hess.details["null_radii"]) == 2
+    assert hess.name == "b.L_hessian"  # the documented default name
 
 
 def test_network_problems_match_their_layout():
@@ -614,3 +615,35 @@ def test_suite_tasks_control_rows_and_relative_distance():
     _, _, run = _run_problem("reg_wide", 2, 1, 2)
     expected = float(np.linalg.norm(wa - wb)) / norm_b
     assert abs(run["distance"] - expected) <= 1e-9 * expected
+
+
+def test_verify_exit_line_names_the_unexpected_row(capsys):
+    from dgating.proofs_check._cli import _exit_status
+
+    assert _exit_status(_hand_built_suite(), strict=False) == 1
+    assert capsys.readouterr().err == (
+        "dgating verify: result not trustworthy: 1 unexpected outcomes: ctl_y D=2 a.balanced\n"
+    )
+
+
+def test_penalised_certificate_and_directions_names():
+    import numpy as np
+
+    from dgating.objectives import PenalisedObjective
+    from dgating.proofs_check.checks import _penalised_directions, check_penalised_certificate
+    from dgating.proofs_check.multistart import check_multistart, run_multistart
+    from dgating.proofs_check.problems import PROBLEMS
+
+    prob = PROBLEMS["reg_wide"].problem()
+    w = np.zeros(prob.n_features)
+    w[:5] = 1.0  # group 0 on, groups 1..11 off
+    names = [c.name for c in check_penalised_certificate(prob, 3, 0.5, w, prefix="b.")]
+    assert names == ["b.Lw_stationarity", "b.Lw_zero_groups", "b.Lw_hessian"]
+    # At w = 0 the support is empty: the "support" directions are zero and must be dropped
+    # (a zero direction cannot be normalised); every zero group gets a random switch-on.
+    obj = PenalisedObjective(prob, 2, 0.5)
+    dirs, kinds = _penalised_directions(obj, np.zeros(prob.n_features), np.random.default_rng(0), 4)
+    assert "support" not in kinds and kinds.count("switch_on_random") == 12
+    assert np.allclose(np.linalg.norm(dirs, axis=1), 1.0)
+    empty = run_multistart(prob, 2, 0.5, seeds=[])
+    assert check_multistart(empty).details["max_distance"] == 0.0
