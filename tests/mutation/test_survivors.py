@@ -647,3 +647,33 @@ def test_penalised_certificate_and_directions_names():
     assert np.allclose(np.linalg.norm(dirs, axis=1), 1.0)
     empty = run_multistart(prob, 2, 0.5, seeds=[])
     assert check_multistart(empty).details["max_distance"] == 0.0
+
+
+def test_perturbation_direction_counts():
+    # Counted from the docstrings: gated test = n_random dense + descent + per zero group
+    # (random + two switch-on directions when g_j != 0) + per non-zero group one rescaling;
+    # the penalised test adds n_random dense and n_random // 2 support directions.
+    import numpy as np
+
+    from dgating import GatedObjective
+    from dgating.proofs_check.checks import check_penalised_minimiser, perturbation_test_gated
+    from dgating.proofs_check.problems import PROBLEMS
+    from dgating.solvers import solve_prox
+
+    prob = PROBLEMS["reg_wide"].problem()
+    w = solve_prox(prob, 2, 0.5).w
+    norms = prob.groups.norms(w)
+    g = prob.grad(w)
+    g_norms = np.array([np.linalg.norm(g[prob.groups.members(j)]) for j in range(12)])
+    zero = norms == 0
+    # At a D = 2 minimiser every zero group has 0 < ||g_j|| <= lam = 0.5 < 1.
+    assert zero.any() and (~zero).any() and np.all((g_norms[zero] > 0) & (g_norms[zero] < 1))
+    objective = GatedObjective(prob, 2, 0.5)
+    res = perturbation_test_gated(objective, objective.gating.lift(w), n_random=3)
+    assert res.details["n_directions"] == 3 + 1 + 3 * zero.sum() + (~zero).sum()
+
+    def n_dirs(n_random):
+        checks = check_penalised_minimiser(prob, 2, 0.5, w, n_random=n_random)
+        return next(c for c in checks if c.name.endswith("Lw_perturbation")).details["n_directions"]
+
+    assert n_dirs(4) - n_dirs(0) == 4 + 2
