@@ -191,6 +191,7 @@ def test_gated_hessian_of_a_network_resolves_null_directions():
     hess = check_gated_hessian(GatedObjective(prob, 2, lam), params)
     assert hess.status == "pass" and hess.details["null_dim"] >= 1
     assert hess.details["null_max_gradient"] <= 1e-7 and len(hess.details["null_radii"]) == 2
+    assert hess.name == "b.L_hessian"  # the documented default name
 
 
 def test_network_problems_match_their_layout():
@@ -257,6 +258,7 @@ def test_small_suite_report_formats():
     res = run_suite("quick", [2], problems=["reg_tall"], controls=False, n_starts=1, progress=False)
     assert res.config["n_starts"] == 1 and res.config["n_jobs"] == 1 and res.suite == "quick"
     assert res.config["problems"] == ["reg_tall"] and res.config["n_random"] == 24
+    assert res.config["controls"] == []
     again = SuiteResult.from_dict(json.loads(res.to_json()))
     assert again.table() == res.table() and again.status == res.status == "pass"
     ms, ms2 = res.multistart[0], again.multistart[0]
@@ -469,3 +471,209 @@ def test_conservation_messages_and_a_non_law():
     assert "NoneType" not in res.message  # names the conversion error
     with pytest.raises(ValueError, match=r"every entry 0\.\.1 exactly"):
         Factor("u", (0, 2), ("a", "b"))
+
+
+# --- survivors of the proofs_check sample (150 of 4,031 mutants, seed 0) ------------------------
+# The builders are called directly, not through the cached ``ProblemSpec.problem()``: a cached
+# call does not associate a test with the builder's mutants (see tools/mutation/TRIAGE.md).
+
+
+def test_glm_builders_direct_shapes_and_active_groups():
+    import numpy as np
+
+    from dgating.proofs_check import problems
+
+    # reg_tall: n = 80, 24 weights in groups of sizes 1..6, 3, plus an unpenalised intercept.
+    tall = problems.reg_tall()
+    assert tall.X.shape == (80, 25) and tall.groups.n_groups == 7
+    # logistic: n = 120, 18 weights in 6 groups, intercept; labels are +-1.
+    logit = problems.logistic()
+    assert logit.X.shape == (120, 19) and logit.groups.n_groups == 6
+    assert set(np.unique(logit.y)) == {-1.0, 1.0}
+    # reg_large: n = 200, p = 400 in 80 groups of 5, six active groups. The five strongest
+    # marginal correlations ||X_j^T y|| fall on active groups (17 is the weakest active one).
+    large = problems.reg_large()
+    assert large.X.shape == (200, 400) and large.y.shape == (200,)
+    assert large.groups.n_groups == 80
+    assert np.bincount(large.groups.labels).tolist() == [5] * 80
+    score = [np.linalg.norm(large.X[:, 5 * j : 5 * j + 5].T @ large.y) for j in range(80)]
+    assert set(np.argsort(score)[-5:].tolist()) == {3, 40, 41, 66, 79}
+    # AR(1) rho = 0.6: neighbouring columns correlate ~0.6, columns two apart ~0.36.
+    corr = np.corrcoef(large.X, rowvar=False)
+    assert abs(np.mean(np.diag(corr, 1)) - 0.6) <= 0.05
+    assert abs(np.mean(np.diag(corr, 2)) - 0.36) <= 0.05
+
+
+def test_network_builders_direct_and_the_synthetic_teacher():
+    import numpy as np
+
+    from dgating.proofs_check import problems
+
+    # Cross-entropy with o classes: the zero network predicts uniformly, L0(0) = log(o).
+    for build, o, n_features in (
+        (problems.mlp_input_wine, 3, 13 * 3 + 3 * 3 + 3 + 3),
+        (problems.mlp_hidden_digits, 4, 8 * 6 + 6 * 4 + 6 + 4),
+    ):
+        prob = build()
+        assert prob.n_features == n_features
+        assert abs(prob.value(np.zeros(n_features)) - np.log(o)) <= 1e-12
+    # mlp_hidden_synth: y = tanh(x.a) - 0.8 tanh(x.b + 0.5) + N(0, 0.05^2), a = (1, -1, 0.5),
+    # b = (0.3, 0.8, -1.2). Hidden layout: block k = [W1[:, k] (3), W2[k] (1)], then b1 (6), b2.
+    # Put the teacher in units 0 and 1: the loss is the noise floor 0.5 * 0.05^2 = 1.25e-3
+    # (80 samples: within [4e-4, 3e-3] with overwhelming probability).
+    prob = problems.mlp_hidden_synth()
+    assert prob.n_features == 6 * 4 + 6 + 1
+
+    def teacher(b):
+        w = np.zeros(prob.n_features)
+        w[0:4] = [1.0, -1.0, 0.5, 1.0]
+        w[4:8] = [*b, -0.8]
+        w[24 + 1] = 0.5
+        return w
+
+    assert 4e-4 <= prob.value(teacher([0.3, 0.8, -1.2])) <= 3e-3
+    assert prob.value(teacher([1.3, 0.8, -1.2])) > 1e-2  # negative control: a wrong teacher
+    # mlp_input_synth (squared loss): finite value and gradient at a random point.
+    synth = problems.mlp_input_synth()
+    w = np.random.default_rng(0).normal(size=synth.n_features) * 0.3
+    assert np.isfinite(synth.value(w)) and np.all(np.isfinite(synth.grad(w)))
+
+
+def _hand_built_suite():
+    from dgating.proofs_check.result import CheckResult
+    from dgating.proofs_check.suite import SuiteResult, SuiteRow
+
+    rows = (
+        SuiteRow("p", 2, 0.5, CheckResult("a.L_gradient", "pass", 1e-7, 1e-6, {"value": 1e-7})),
+        SuiteRow("p", 2, 0.5, CheckResult("a.L_hessian", "not-applicable", 0.0, 1e-6, {})),
+        SuiteRow(
+            "ctl_x", 3, 0.1, CheckResult("a.L_perturbation", "fail", -1.0, 1e-6, {"value": 2.0}),
+            kind="control", expect="fail",
+        ),
+        SuiteRow(
+            "ctl_y", 2, 0.1, CheckResult("a.balanced", "pass", 1.0, 1e-6, {"value": 0.25}),
+            kind="control", expect="fail",
+        ),
+    )  # fmt: skip
+    return SuiteResult("mysuite", (2,), rows, (), (), 1.5, config={"n_starts": 1})
+
+
+def test_suite_table_cells_and_control_lines_by_hand():
+    res = _hand_built_suite()
+    lines = res.table().split("\n")
+    p_row = next(line for line in lines if line.startswith("p "))
+    # not-applicable shows as n/a (not its NaN value); the passing cell has no mark.
+    assert p_row.split()[3:5] == ["1.0e-07", "n/a"]
+    assert (
+        "Solvers from the default start (support = non-zero groups; dist = ||w_gated - w_prox||"
+        " / max(1, ||w_prox||)); multi-start: same minimiser (dist <= 1e-6) / same L_w value"
+    ) in lines
+    i = lines.index("Negative controls (expect fail = must be flagged)")
+    assert lines[i + 2] == (
+        "ctl_x".ljust(22) + "  3 " + "a.L_perturbation".ljust(28) + "   fail"
+        + "fail".rjust(15) + "   2.00e+00  yes"
+    )  # fmt: skip
+    assert lines[i + 3] == (
+        "ctl_y".ljust(22) + "  2 " + "a.balanced".ljust(28) + "   fail"
+        + "pass".rjust(15) + "   2.50e-01  NO"
+    )  # fmt: skip
+    assert len(lines) == i + 7 and lines[-1].startswith("4 rows; checks: 1 pass, 0 fail")
+
+
+def test_suite_dict_keys_and_round_trip_by_hand():
+    from dgating.proofs_check.suite import SuiteResult
+
+    res = _hand_built_suite()
+    data = res.to_dict()
+    assert data["status_counts"] == {"pass": 1, "fail": 0, "inconclusive": 0, "not-applicable": 1}
+    assert data["control_status_counts"] == {
+        "pass": 1, "fail": 1, "inconclusive": 0, "not-applicable": 0,
+    }  # fmt: skip
+    assert [r["ok"] for r in data["rows"]] == [True, True, True, False]
+    assert data["status"] == "fail" and data["n_failures"] == 1
+    again = SuiteResult.from_dict(json.loads(res.to_json()))
+    assert again.suite == "mysuite" and again.config == {"n_starts": 1}
+
+
+def test_suite_tasks_control_rows_and_relative_distance():
+    import numpy as np
+
+    from dgating.proofs_check.problems import PROBLEMS
+    from dgating.proofs_check.suite import _run_control, _run_problem
+    from dgating.solvers import solve_gated, solve_prox
+
+    rows, ms, run = _run_control("origin_saddle_d2", n_random=2)
+    assert ms is None and run is None and rows
+    assert {(r.problem, r.depth, r.kind) for r in rows} == {("origin_saddle_d2", 2, "control")}
+    # dist = ||w_a - w_b|| / max(1, ||w_b||); on reg_wide at D = 2, 1 < ||w_b|| < 2, so both a
+    # product and max(2, .) would differ. The two solvers are deterministic from the default start.
+    spec = PROBLEMS["reg_wide"]
+    prob, lam = spec.problem(), spec.lam(2)
+    wa, wb = solve_gated(prob, 2, lam).w, solve_prox(prob, 2, lam).w
+    norm_b = float(np.linalg.norm(wb))
+    assert 1.0 < norm_b < 2.0 and np.linalg.norm(wa - wb) > 0
+    _, _, run = _run_problem("reg_wide", 2, 1, 2)
+    expected = float(np.linalg.norm(wa - wb)) / norm_b
+    assert abs(run["distance"] - expected) <= 1e-9 * expected
+
+
+def test_verify_exit_line_names_the_unexpected_row(capsys):
+    from dgating.proofs_check._cli import _exit_status
+
+    assert _exit_status(_hand_built_suite(), strict=False) == 1
+    assert capsys.readouterr().err == (
+        "dgating verify: result not trustworthy: 1 unexpected outcomes: ctl_y D=2 a.balanced\n"
+    )
+
+
+def test_penalised_certificate_and_directions_names():
+    import numpy as np
+
+    from dgating.objectives import PenalisedObjective
+    from dgating.proofs_check.checks import _penalised_directions, check_penalised_certificate
+    from dgating.proofs_check.multistart import check_multistart, run_multistart
+    from dgating.proofs_check.problems import PROBLEMS
+
+    prob = PROBLEMS["reg_wide"].problem()
+    w = np.zeros(prob.n_features)
+    w[:5] = 1.0  # group 0 on, groups 1..11 off
+    names = [c.name for c in check_penalised_certificate(prob, 3, 0.5, w, prefix="b.")]
+    assert names == ["b.Lw_stationarity", "b.Lw_zero_groups", "b.Lw_hessian"]
+    # At w = 0 the support is empty: the "support" directions are zero and must be dropped
+    # (a zero direction cannot be normalised); every zero group gets a random switch-on.
+    obj = PenalisedObjective(prob, 2, 0.5)
+    dirs, kinds = _penalised_directions(obj, np.zeros(prob.n_features), np.random.default_rng(0), 4)
+    assert "support" not in kinds and kinds.count("switch_on_random") == 12
+    assert np.allclose(np.linalg.norm(dirs, axis=1), 1.0)
+    empty = run_multistart(prob, 2, 0.5, seeds=[])
+    assert check_multistart(empty).details["max_distance"] == 0.0
+
+
+def test_perturbation_direction_counts():
+    # Counted from the docstrings: gated test = n_random dense + descent + per zero group
+    # (random + two switch-on directions when g_j != 0) + per non-zero group one rescaling;
+    # the penalised test adds n_random dense and n_random // 2 support directions.
+    import numpy as np
+
+    from dgating import GatedObjective
+    from dgating.proofs_check.checks import check_penalised_minimiser, perturbation_test_gated
+    from dgating.proofs_check.problems import PROBLEMS
+    from dgating.solvers import solve_prox
+
+    prob = PROBLEMS["reg_wide"].problem()
+    w = solve_prox(prob, 2, 0.5).w
+    norms = prob.groups.norms(w)
+    g = prob.grad(w)
+    g_norms = np.array([np.linalg.norm(g[prob.groups.members(j)]) for j in range(12)])
+    zero = norms == 0
+    # At a D = 2 minimiser every zero group has 0 < ||g_j|| <= lam = 0.5 < 1.
+    assert zero.any() and (~zero).any() and np.all((g_norms[zero] > 0) & (g_norms[zero] < 1))
+    objective = GatedObjective(prob, 2, 0.5)
+    res = perturbation_test_gated(objective, objective.gating.lift(w), n_random=3)
+    assert res.details["n_directions"] == 3 + 1 + 3 * zero.sum() + (~zero).sum()
+
+    def n_dirs(n_random):
+        checks = check_penalised_minimiser(prob, 2, 0.5, w, n_random=n_random)
+        return next(c for c in checks if c.name.endswith("Lw_perturbation")).details["n_directions"]
+
+    assert n_dirs(4) - n_dirs(0) == 4 + 2
