@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["atomic_target", "json_safe", "save_figure_atomic", "write_atomic"]
+__all__ = ["atomic_target", "json_safe", "read_toml", "save_figure_atomic", "write_atomic"]
 
 
 def json_safe(x: object) -> object:
@@ -107,3 +107,20 @@ def save_figure_atomic(fig: Any, path: str | os.PathLike, **kwargs: Any) -> Path
     with atomic_target(path) as tmp:
         fig.savefig(tmp, **kwargs)
     return path
+
+
+def read_toml(path: Path, option: str) -> dict:
+    """Parse the TOML file ``path`` given by the command-line ``option``; an unreadable or
+    invalid file is an :class:`~dgating._validation.InvalidParameterError` naming ``option``."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10: the same parser as the tomli package
+        import tomli as tomllib
+
+    from ._validation import InvalidParameterError
+
+    try:
+        return tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        message = f"`{option}` must be valid TOML; got '{path}' ({exc})."
+        raise InvalidParameterError(message) from None

@@ -301,10 +301,7 @@ _BUILTIN = {"default": DEFAULT_SWEEP, "quick": QUICK_SWEEP}
 
 def load_sweep_config(source: str | os.PathLike) -> SweepConfig:
     """Read a TOML file (table ``[sweep]`` or top level), or return a built-in by name."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: the same parser as the tomli package
-        import tomli as tomllib
+    from .._io import read_toml
 
     if str(source) in _BUILTIN and not Path(source).exists():
         return _BUILTIN[str(source)]
@@ -314,12 +311,7 @@ def load_sweep_config(source: str | os.PathLike) -> SweepConfig:
             f"`--config` must be a TOML file or one of {sorted(_BUILTIN)}; got '{path}' "
             "(not found)."
         )
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidParameterError(
-            f"`--config` must be valid TOML; got '{path}' ({exc})."
-        ) from None
+    data = read_toml(path, "--config")
     table = data.get("sweep", data)
     if not isinstance(table, dict):
         raise InvalidParameterError(f"`--config` table [sweep] must be a table; got '{path}'.")

@@ -229,19 +229,12 @@ class MonomialSpec:
 
 def load_spec(path: str | Path) -> MonomialSpec:
     """Read and validate a spec TOML file (the ``--spec FILE`` of ``dgating derive``)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10: the same parser as the tomli package
-        import tomli as tomllib
+    from .._io import read_toml
 
     path = Path(path)
     if not path.is_file():
         raise InvalidParameterError(f"`--spec` must be a TOML file; got '{path}' (not found).")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidParameterError(f"`--spec` must be valid TOML; got '{path}' ({exc}).") from None
-    return MonomialSpec.from_dict(data, path.stem)
+    return MonomialSpec.from_dict(read_toml(path, "--spec"), path.stem)
 
 
 def builtin_spec_names() -> tuple[str, ...]:
