@@ -38,6 +38,7 @@ the critical set leaves the check ``"inconclusive"``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -272,6 +273,14 @@ def _hessian_verdict(
     return CheckResult.from_violation(name, 0.0, hess_tol, value=rel, **details)
 
 
+def _add_direction(dirs: list[np.ndarray], kinds: list[str], d: np.ndarray, kind: str) -> None:
+    """Append the unit vector of ``d`` (and its ``kind``) unless ``d`` is zero."""
+    norm = np.linalg.norm(d)
+    if norm > 0:
+        dirs.append(d / norm)
+        kinds.append(kind)
+
+
 def _penalised_directions(
     obj: PenalisedObjective, w: np.ndarray, rng: np.random.Generator, n_random: int
 ) -> tuple[np.ndarray, list[str]]:
@@ -280,12 +289,9 @@ def _penalised_directions(
     support = obj.support_mask(w)
     norms = groups.norms(w)
     g = obj.problem.grad(w)
-    dirs, kinds = [], []
-
-    def add(d: np.ndarray, kind: str) -> None:
-        if np.linalg.norm(d) > 0:
-            dirs.append(d / np.linalg.norm(d))
-            kinds.append(kind)
+    dirs: list[np.ndarray] = []
+    kinds: list[str] = []
+    add = functools.partial(_add_direction, dirs, kinds)
 
     for d in rng.normal(size=(n_random, p)):  # dense: switches every zero group on
         add(d, "dense")
@@ -541,12 +547,9 @@ def perturbation_test_gated(
     n, p = z0.size, groups.n_features
     g_w = objective.problem.grad(gating.collapse(params))
     norms = groups.norms(gating.collapse(params))
-    dirs, kinds = [], []
-
-    def add(d: np.ndarray, kind: str) -> None:
-        if np.linalg.norm(d) > 0:
-            dirs.append(d / np.linalg.norm(d))
-            kinds.append(kind)
+    dirs: list[np.ndarray] = []
+    kinds: list[str] = []
+    add = functools.partial(_add_direction, dirs, kinds)
 
     for d in rng.normal(size=(n_random, n)):
         add(d, "dense")
