@@ -3,8 +3,8 @@ r"""Solvers for the non-smooth problem :math:`\min_w L_w(w)` and the smooth gate
 
 * :func:`solve_prox`: for a :class:`~dgating.problem.GroupedProblem` (squared or logistic loss),
   group block coordinate descent with working sets and Anderson acceleration
-  (:mod:`dgating._bcd`); for any other problem (and as the fallback),
-  proximal gradient on :math:`L_w` with the exact group prox
+  (:mod:`dgating._bcd`; proximal Newton for the logistic loss); for any other problem (and as
+  the fallback), proximal gradient on :math:`L_w` with the exact group prox
   (:func:`~dgating.penalties.scalar_prox`), a line search that lets the step grow as well as
   shrink, and a monotone accelerated variant (momentum is dropped whenever the accelerated step
   would increase :math:`L_w`, so the objective never increases, also for non-convex
@@ -265,8 +265,9 @@ def solve_prox(
     ``algorithm="bcd"`` (the default for a :class:`~dgating.problem.GroupedProblem` with the
     squared or logistic loss, dense or sparse ``X``): group block coordinate descent with working
     sets and Anderson acceleration (:mod:`dgating._bcd`), each block step the exact group prox of
-    a gradient step with the block's Lipschitz constant. If it stops short of ``tol`` (budget),
-    the proximal gradient route below continues from its point.
+    a gradient step with the block's Lipschitz constant; for the logistic loss the blocks step on
+    the quadratic model of a proximal Newton iteration (with a line search on :math:`L_w`). If it
+    stops short of ``tol`` (budget), the proximal gradient route below continues from its point.
 
     ``algorithm="fista"`` (any :class:`Problem`): proximal gradient.
 
