@@ -8,8 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dgating import GroupLqPenalty, Groups, effective_q, scalar_prox
-from dgating._bcd import _prox_scalar
-from dgating.penalties import prox_threshold
+from dgating.penalties import _prox_scalar, prox_threshold
 
 # q = 1, 2/3, 1/2 use closed forms; 2/5, 2/7, 1/4 use the safeguarded Newton iteration.
 QS = [1.0, 2.0 / 3.0, 0.5, 0.4, 2.0 / 7.0, 0.25]
@@ -36,9 +35,8 @@ def brute_force_prox(s: float, t: float, q: float) -> float:
     return r if f(r) < f(0.0) else 0.0
 
 
-#: The vectorised numpy prox and the compiled scalar one of the BCD kernels (same closed forms,
-#: written twice because numba cannot call the numpy version): both against brute force.
-PROXES = {"numpy": scalar_prox, "numba": _prox_scalar}
+#: The public array map and the compiled scalar kernel it maps (which the BCD kernels call).
+PROXES = {"array": scalar_prox, "scalar": _prox_scalar}
 
 
 @pytest.mark.parametrize("impl", PROXES)

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-from .penalties import GroupLqPenalty, scalar_prox
+from .penalties import GroupLqPenalty, _prox_scalar, scalar_prox
 from .problem import GroupedProblem
 
 __all__ = ["NON_FINITE", "bcd_applicable", "solve_bcd"]
@@ -51,44 +51,6 @@ NON_FINITE = "non-finite"
 def bcd_applicable(problem: object) -> bool:
     """Whether :func:`solve_bcd` handles ``problem`` (a GLM with a built-in loss)."""
     return isinstance(problem, GroupedProblem) and problem.loss.name in _LOSS_CODES
-
-
-# --- scalar prox, the same closed forms as :func:`dgating.penalties.scalar_prox` -----------------
-
-
-@njit(cache=True)
-def _prox_scalar(s, t, q):  # pragma: no cover - compiled
-    if t == 0.0:
-        return s
-    if q == 1.0:
-        return max(s - t, 0.0)
-    r_jump = (2.0 * t * (1.0 - q)) ** (1.0 / (2.0 - q))
-    if s <= (2.0 - q) / (2.0 * (1.0 - q)) * r_jump:
-        return 0.0
-    if q == 0.5:
-        arg = min(max(-(3.0 * t / (4.0 * s)) * np.sqrt(3.0 / s), -1.0), 1.0)
-        u = 2.0 * np.sqrt(s / 3.0) * np.cos(np.arccos(arg) / 3.0)
-        return u * u
-    if abs(q - 2.0 / 3.0) < 1e-15:
-        c = 2.0 * t / 3.0
-        a = (3.0 * s * s / (16.0 * c)) * np.sqrt(3.0 / c)
-        base = 2.0 * np.sqrt(c / 3.0)
-        if a <= 1.0:
-            m = base * np.cos(np.arccos(a) / 3.0)
-        else:
-            m = base * np.cosh(np.arccosh(a) / 3.0)
-        k = np.sqrt(2.0 * m)
-        u = 0.5 * (k + np.sqrt(max(2.0 * s / k - 2.0 * m, 0.0)))
-        return u**3
-    r = s
-    for _ in range(100):
-        phi = r - s + t * q * r ** (q - 1.0)
-        dphi = 1.0 - t * q * (1.0 - q) * r ** (q - 2.0)
-        r_new = min(max(r - phi / dphi, r_jump), s)
-        if abs(r_new - r) <= 1e-15 * r:
-            return r_new
-        r = r_new
-    return r
 
 
 # --- the working-set matrix: dense (Fortran-ordered) or CSC columns ------------------------------
