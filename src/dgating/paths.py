@@ -211,12 +211,13 @@ def solve_path(
     r"""Solve :math:`\min_w L_0(w) + \lambda\sum_j\|w_j\|^{2/D}` along a decreasing grid of
     :math:`\lambda`, warm-starting each solve from the previous solution.
 
-    The first solve starts from :math:`w^0` (the unpenalised fit, :func:`lam_max`); every solve
-    starts from one proximal-gradient step :math:`\mathrm{prox}_{t\lambda_k P}(w - t\nabla
-    L_0(w))`, :math:`t = 1/L`, at the previous solution :math:`w`. For :math:`D = 2` the step
-    only speeds things up (the problem is convex). For :math:`D \ge 3` it is what lets a
-    group enter: a zero group is locally optimal for every :math:`\lambda`, so a solver started
-    at the previous solution would never leave it; the path therefore follows the local
+    The first solve starts from :math:`w^0` (the unpenalised fit, :func:`lam_max`). For
+    :math:`D = 2` every solve starts at the previous solution (the problem is convex: the solver
+    finds the minimiser from any start). For :math:`D \ge 3` every solve starts from one
+    proximal-gradient step :math:`\mathrm{prox}_{t\lambda_k P}(w - t\nabla L_0(w))`,
+    :math:`t = 1/L`, at the previous solution :math:`w`; it is what lets a group enter: a zero
+    group is locally optimal for every :math:`\lambda`, so a solver started at the previous
+    solution would never leave it; the path therefore follows the local
     minimum continuously: a zero group enters when that step activates it,
     :math:`t\|g_j\| > \tau(t\lambda_k, q)` (the rule that defines :func:`lam_max`), or when
     one of the solver's own proximal steps (whose line search may take longer steps) does.
@@ -271,9 +272,11 @@ def solve_path(
     converged, iterations = np.zeros(K, dtype=bool), np.zeros(K, dtype=np.int64)
     for k, lam in enumerate(lams):
         start = time.perf_counter()
-        grad = problem.grad(w)
-        t = _step(problem, w, grad)
-        w0 = GroupLqPenalty(float(lam), q).prox(w - t * grad, t, groups)
+        w0 = w
+        if q < 1.0:
+            grad = problem.grad(w)
+            t = _step(problem, w, grad)
+            w0 = GroupLqPenalty(float(lam), q).prox(w - t * grad, t, groups)
         res = solve(problem, depth, float(lam), method=method, w0=w0, tol=tol, **kwargs)
         w = res.w
         coefs[k], objectives[k], stat[k] = w, res.objective, res.stationarity
