@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dgating import GroupLqPenalty, Groups, effective_q, scalar_prox
-from dgating.penalties import _prox_scalar, prox_threshold
+from dgating.penalties import _prox_scalar, group_residuals, prox_threshold
 
 # q = 1, 2/3, 1/2 use closed forms; 2/5, 2/7, 1/4 use the safeguarded Newton iteration.
 QS = [1.0, 2.0 / 3.0, 0.5, 0.4, 2.0 / 7.0, 0.25]
@@ -97,3 +97,53 @@ def test_effective_q_and_value():
     pen = GroupLqPenalty(2.0, effective_q(4))
     groups = Groups(np.array([0, 0, 1, -1]))
     assert pen.value(np.array([3.0, 4.0, -9.0, 100.0]), groups) == pytest.approx(2 * (5**0.5 + 3))
+
+
+def reference_residuals(w, grad, labels, lam, q):
+    """First-order residuals from the definition, one group at a time (no dgating code)."""
+    out = []
+    for j in range(labels.max() + 1):
+        wj, gj = w[labels == j], grad[labels == j]
+        if np.linalg.norm(wj) > 0:  # the penalty is differentiable: its gradient plus g_j
+            out.append(np.linalg.norm(gj + lam * q * np.linalg.norm(wj) ** (q - 2) * wj))
+        elif q == 1.0:  # subdifferential lam * unit ball: distance of -g_j to it
+            out.append(max(np.linalg.norm(gj) - lam, 0.0))
+        else:  # infinite slope at 0: every g_j is absorbed
+            out.append(0.0)
+    return np.array(out + [np.linalg.norm(grad[labels < 0])])
+
+
+@pytest.mark.parametrize("q", QS)
+def test_residuals_match_the_definition(rng, q):
+    labels = np.array([0, 0, 0, 1, 1, -1, 2, 2, 3, -1])
+    w = rng.normal(size=labels.size)
+    w[labels == 1] = 0.0  # a zero group with a large gradient, one with a small one
+    w[labels == 3] = 0.0
+    grad = rng.normal(size=labels.size)
+    grad[labels == 3] *= 1e-3
+    lam = 0.7
+    res, sq_w, sq_g = group_residuals(w, grad, Groups(labels), lam, q)
+    np.testing.assert_allclose(res, reference_residuals(w, grad, labels, lam, q), rtol=1e-13)
+    assert res[3] == 0.0 and (res[1] > 0) == (q == 1.0)
+    np.testing.assert_allclose(sq_w, [np.sum(w[labels == j] ** 2) for j in range(4)], rtol=1e-14)
+    np.testing.assert_allclose(sq_g, [np.sum(grad[labels == j] ** 2) for j in range(4)], rtol=1e-14)
+    np.testing.assert_array_equal(GroupLqPenalty(lam, q).residuals(w, grad, Groups(labels)), res)
+    if q < 1.0:  # negative control: the definition at another q gives other residuals
+        wrong = reference_residuals(w, grad, labels, lam, 1.0)
+        assert np.max(np.abs(res - wrong)) > 1e-3
+
+
+def test_residuals_vanish_at_the_group_lasso_solution():
+    # X = I (n = p = 4): the group lasso minimiser is block soft thresholding of y by n lam, so
+    # the residual must be zero there and positive a little away from it.
+    y, labels, lam = np.array([3.0, 4.0, 0.1, -0.2]), np.array([0, 0, 1, 1]), 0.25
+    n = y.size
+    w = np.zeros(n)
+    for j in (0, 1):
+        yj = y[labels == j]
+        w[labels == j] = max(1 - n * lam / np.linalg.norm(yj), 0.0) * yj
+    grad = (w - y) / n  # squared loss (1 / 2n) ||y - w||^2
+    res = GroupLqPenalty(lam, 1.0).residuals(w, grad, Groups(labels))
+    assert np.max(res) <= 1e-15
+    res_off = GroupLqPenalty(lam, 1.0).residuals(1.01 * w, (1.01 * w - y) / n, Groups(labels))
+    assert res_off[0] > 1e-3

@@ -31,7 +31,7 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
-from .penalties import GroupLqPenalty, _prox_scalar, scalar_prox
+from .penalties import _coef, _prox_scalar, _zero_residual, group_residuals, scalar_prox
 from .problem import GroupedProblem
 
 __all__ = ["NON_FINITE", "bcd_applicable", "solve_bcd"]
@@ -169,16 +169,14 @@ def _residual(X, data, indices, indptr, sparse, raw, w, ptr, penalised, lam, q):
             sq_w += w[k] ** 2
         res = 0.0
         if penalised[b] and sq_w > 0.0:
-            coef = lam * q * sq_w ** (0.5 * q - 1.0)
+            coef = _coef(sq_w, lam, q)
             for k in range(lo, hi):
                 res += (grad[k - lo] + coef * w[k]) ** 2
             res = np.sqrt(res)
         else:
             for k in range(lo, hi):
                 res += grad[k - lo] ** 2
-            res = np.sqrt(res)
-            if penalised[b]:
-                res = max(res - lam, 0.0) if q == 1.0 else 0.0
+            res = _zero_residual(res, lam, q) if penalised[b] else np.sqrt(res)
         viol = max(viol, res)
     return viol
 
@@ -296,9 +294,9 @@ class _Design:
         n_groups = groups.n_groups
         self.problem = weakref.proxy(problem)
         # Block g < n_groups is group g; block n_groups holds the unpenalised features.
-        self.key = np.where(groups.penalised, groups.labels, n_groups)
-        self.grp_idx = np.argsort(self.key, kind="stable").astype(np.int64)
-        counts = np.bincount(self.key, minlength=n_groups + 1)
+        key = self._key(groups)
+        self.grp_idx = np.argsort(key, kind="stable").astype(np.int64)
+        counts = np.bincount(key, minlength=n_groups + 1)
         self.grp_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.curv = problem.loss.curvature_bound(problem.n_samples)
         self.lips = np.full(n_groups + 1, -1.0)  # exact, computed when a block enters a set
@@ -314,9 +312,14 @@ class _Design:
                 else np.einsum("ij,ij->j", X, X)
             )
             self._frobenius = self.curv * np.bincount(
-                self.key, weights=col_sq, minlength=self.lips.size
+                self._key(self.problem.groups), weights=col_sq, minlength=self.lips.size
             )
         return self._frobenius
+
+    @staticmethod
+    def _key(groups) -> np.ndarray:
+        # Block of each feature: its group, or n_groups for the unpenalised ones.
+        return np.where(groups.penalised, groups.labels, groups.n_groups)
 
 
 class _WorkingSet:
@@ -493,14 +496,13 @@ def solve_bcd(
     n_groups = groups.n_groups
     w = np.array(w, dtype=np.float64)
     z = np.asarray(problem.X @ w, dtype=np.float64)
-    penalty = GroupLqPenalty(lam, q)
     ws: _WorkingSet | None = None
     ws_size, epochs = 0, 0
     none = np.zeros(0)
     message = f"reached max_epochs={max_epochs}"
     for n_outer in range(_MAX_OUTER):
         grad = problem.X.T @ loss.derivative(z, y)
-        res = penalty.residuals(w, grad, groups)
+        res, sq_w, sq_g = group_residuals(w, grad, groups, lam, q)
         worst = float(res.max())
         if not np.isfinite(worst):
             return w, n_outer, epochs, NON_FINITE + " gradient"
@@ -508,14 +510,12 @@ def solve_bcd(
             return w, n_outer, epochs, "stationarity <= tol"
         if epochs >= max_epochs:
             return w, n_outer, epochs, message
-        norms = groups.norms(w)
         score = res[:n_groups].copy()
+        support = sq_w > 0
         if q < 1.0:
-            zero = norms == 0
-            fro = np.maximum(design.frobenius[:n_groups][zero], 1e-300)
-            gn = groups.norms(grad)[zero]
-            score[zero] = fro * scalar_prox(gn / fro, lam / fro, q)
-        support = norms > 0
+            fro = np.maximum(design.frobenius[:n_groups][~support], 1e-300)
+            gn = np.sqrt(sq_g[~support])
+            score[~support] = fro * scalar_prox(gn / fro, lam / fro, q)
         score[support] = np.inf
         ws_size = min(n_groups, max(ws_size, min_ws, 2 * int(support.sum())))
         cand = np.argpartition(-score, ws_size - 1)[:ws_size] if ws_size else np.array([], int)

@@ -52,6 +52,9 @@ class Groups:
     n_groups: int = field(init=False)
     sizes: np.ndarray = field(init=False)
     penalised: np.ndarray = field(init=False)
+    #: Labels of the penalised features (``labels`` itself when every feature is penalised, so
+    #: the per-group reductions below allocate no masked copies in that common case).
+    _pen_labels: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         raw = np.asarray(self.labels)
@@ -84,6 +87,9 @@ class Groups:
         sizes = np.bincount(labels[labels >= 0], minlength=n_groups)
         object.__setattr__(self, "sizes", sizes)
         object.__setattr__(self, "penalised", labels >= 0)
+        object.__setattr__(
+            self, "_pen_labels", labels if sizes.sum() == labels.size else labels[labels >= 0]
+        )
 
     @classmethod
     def contiguous(cls, n_groups: int, group_size: int, n_unpenalised: int = 0) -> Groups:
@@ -100,9 +106,8 @@ class Groups:
     def sq_norms(self, w: np.ndarray) -> np.ndarray:
         r""":math:`\|w_j\|_2^2` for every group, shape ``(n_groups,)``; works on ``(..., p)``."""
         w = np.asarray(w)
-        pen = self.penalised
-        sq = w[..., pen] ** 2
-        idx = self.labels[pen]
+        idx = self._pen_labels
+        sq = np.square(w if idx is self.labels else w[..., self.penalised])
         if w.ndim == 1:
             return np.bincount(idx, weights=sq, minlength=self.n_groups)
         out = np.zeros(w.shape[:-1] + (self.n_groups,))
@@ -116,11 +121,14 @@ class Groups:
     def expand(self, per_group: np.ndarray, fill: float = 1.0) -> np.ndarray:
         """Broadcast a ``(..., n_groups)`` array to features; unpenalised features get ``fill``."""
         per_group = np.asarray(per_group, dtype=float)
+        if self._pen_labels is self.labels:
+            return per_group[..., self.labels]
         out = np.full(per_group.shape[:-1] + (self.n_features,), float(fill))
-        out[..., self.penalised] = per_group[..., self.labels[self.penalised]]
+        out[..., self.penalised] = per_group[..., self._pen_labels]
         return out
 
     def group_sums(self, v: np.ndarray) -> np.ndarray:
         """Sum of ``v`` over each group, shape ``(n_groups,)`` (unpenalised entries ignored)."""
-        pen = self.penalised
-        return np.bincount(self.labels[pen], weights=np.asarray(v)[pen], minlength=self.n_groups)
+        v = np.asarray(v)
+        weights = v if self._pen_labels is self.labels else v[self.penalised]
+        return np.bincount(self._pen_labels, weights=weights, minlength=self.n_groups)

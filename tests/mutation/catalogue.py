@@ -152,8 +152,8 @@ FAULTS: tuple[Fault, ...] = (
     F(
         "residual_coef",
         "penalties.py",
-        "coef[nz] = self.lam * self.q * norms[nz] ** (self.q - 2.0)",
-        "coef[nz] = self.lam * norms[nz] ** (self.q - 2.0)",
+        "return lam * q * sq_w ** (0.5 * q - 1.0)",
+        "return lam * sq_w ** (0.5 * q - 1.0)",
         "verify3",
         "first-order residual without the factor q",
     ),
