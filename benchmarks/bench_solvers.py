@@ -261,13 +261,18 @@ def peers_for(loss: str, depth: int) -> dict[str, Callable]:
 # --- equal objective, timing --------------------------------------------------------------------
 
 
+def within(vals: list[float], best: list[float]) -> bool:
+    """Whether every objective value is within TARGET (relative) of the best one."""
+    return all(v - b <= TARGET * abs(b) for v, b in zip(vals, best))
+
+
 def calibrate(run: Callable, tols: list[float], objectives: Callable, best: list[float] | None):
     """The loosest tol whose objectives are within TARGET of ``best``; (tol, values, reached)."""
     if best is None:
         return tols[-1], objectives(run(tols[-1])), True
     for tol in tols:
         vals = objectives(run(tol))
-        if all(v - b <= TARGET * abs(b) for v, b in zip(vals, best)):
+        if within(vals, best):
             return tol, vals, True
     return tols[-1], vals, False
 
@@ -322,11 +327,6 @@ def prepare(spec: dict) -> dict | None:
         runners=runners,
         values=lambda ws: [f(w) for f, w in zip(objs, ws)],
     )
-
-
-def within(vals: list[float], best: list[float]) -> bool:
-    """Whether every objective value is within TARGET (relative) of the best one."""
-    return all(v - b <= TARGET * abs(b) for v, b in zip(vals, best))
 
 
 def run_instance(spec: dict, repeats: int, summary: dict) -> None:
@@ -449,8 +449,8 @@ def run_isolated(spec: dict, timeout: float, repeats: int, summary: dict) -> Non
     Ours first at its tightest tol, then the peers on ``ISOLATED_PEER_TOLS`` (loosest first,
     stopping at the first fit within TARGET of the best so far, or at the first timeout), then
     ours on ``OUR_TOLS`` loosest first. Each solver is judged against the final best: its loosest
-    fit within TARGET (then ``repeats - 1`` more fits at that tol), else its last fit, flagged
-    ``*``; a timeout makes its time a lower bound.
+    fit within TARGET (then ``repeats - 1`` more fits at that tol), else its tightest fit, flagged
+    ``*``; a timeout makes its time a lower bound. Failed extra fits are left out of the times.
     """
     inst = prepare(spec)
     if inst is None:
@@ -554,6 +554,7 @@ def report(spec, inst, rows, best, w_ref, header, summary) -> None:
     best_peer = min((seconds(rows[p], np.median) for p in peers), key=lambda t: (t[1], t[0]))
     support = np.count_nonzero(inst["problem"].groups.norms(w_ref[-1]))
     frac, memory = spec["frac"], any("peak" in row for row in rows.values())
+    where = f"{spec['label']}, " + (f"{frac} lam_max" if frac else "path") + f", D={spec['depth']}"
     print(
         f"\n{spec['label']} [loss={spec['loss']}, D={spec['depth']}, "
         + (
@@ -588,17 +589,17 @@ def report(spec, inst, rows, best, w_ref, header, summary) -> None:
                 line += f" {show(ratio, '.3g', strict=False):>8s}"
                 if name in OURS and not np.isnan(ratio[0]):
                     key = f"{name} peak memory / {p.split()[0]}"
-                    summary.setdefault(key, []).append((ratio, spec["label"]))
+                    summary.setdefault(key, []).append((ratio, where))
         print(line)
         if name in OURS:
             key = f"{name} time{' D=2' if spec['depth'] == 2 else ' D>=3'}"
-            summary.setdefault(key, []).append((bounded(med, best_peer), spec["label"]))
+            summary.setdefault(key, []).append((bounded(med, best_peer), where))
     if "dgating gated" in rows and "dgating prox" in rows:
         g_over_p = bounded(
             seconds(rows["dgating gated"], np.median), seconds(rows["dgating prox"], np.median)
         )
         print(f"  gated / prox: {show(g_over_p, '.2f')}")
-        summary.setdefault("gated / prox time", []).append((g_over_p, spec["label"]))
+        summary.setdefault("gated / prox time", []).append((g_over_p, where))
 
 
 def instances(quick: bool, n_path: int) -> list[dict]:
@@ -686,7 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     print(
         f"objective target: within {TARGET:g} relative of the best objective found by any solver; "
-        f"BLAS threads={os.environ['OPENBLAS_NUM_THREADS']}; repeats={args.repeats}"
+        f"BLAS threads={os.environ['OPENBLAS_NUM_THREADS']}; repeats={args.repeats} "
+        f"(isolated rows: {args.isolated_repeats} per solver, timeout {args.timeout:g} s)"
     )
     import dgating
 
