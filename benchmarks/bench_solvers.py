@@ -4,8 +4,9 @@ Instances (``X`` with Toeplitz column correlation :math:`\rho^{|i-j|}` drawn as 
 contiguous groups of 10, signal-to-noise ratio 3; :math:`\lambda` a fraction of
 :math:`\lambda_{\max} = \max_j \|\nabla_j L_0(0)\|`):
 
-* small and large supports, :math:`n > p` and :math:`n \ll p`: (500, 1000, :math:`\rho = 0.6`),
-  (2000, 5000, 0.3), (200, 20000, 0.6) at :math:`\lambda / \lambda_{\max} = 0.1, 0.01`;
+* small and large supports, :math:`n \gg p` and :math:`n \ll p`: (n, p, :math:`\rho`) =
+  (500, 1000, 0.6), (2000, 5000, 0.3), (200, 20000, 0.6), (10000, 500, 0.6) at
+  :math:`\lambda / \lambda_{\max} = 0.1, 0.01`;
 * logistic loss (labels :math:`\mathrm{sign}(y)`), D = 2, 3;
 * sparse ``X`` (CSC, density 1e-3 .. 1e-2) with :math:`p` up to :math:`10^5` (skipped with a message
   where ``GroupedProblem`` rejects sparse ``X``); the two :math:`p = 10^5` rows are *isolated*
@@ -14,8 +15,8 @@ contiguous groups of 10, signal-to-noise ratio 3; :math:`\lambda` a fraction of
   :math:`L_{2,q}` penalty written in its custom-penalty interface (:func:`skglm_group_lq`), both
   from the same ridge point (its time excluded from all);
 * a path of 50 :math:`\lambda` from :math:`\lambda_{\max}` to :math:`0.01\lambda_{\max}`
-  (geometric), warm-started: ``dgating.solve_path`` if it exists, else a loop of
-  ``solve_prox(..., w0=previous)``; the peers loop with ``warm_start=True``.
+  (geometric), warm-started: ``dgating.solve_path`` for our routes; the peers refit at each
+  :math:`\lambda` from the previous solution (celer and skglm's ``warm_start`` convention).
 
 Peers: celer ``GroupLasso`` and skglm ``GroupLasso`` (squared, D = 2); skglm ``GroupBCD`` with
 ``LogisticGroup`` + ``WeightedGroupL2`` (logistic, D = 2); skglm ``GroupBCD`` + the group
@@ -190,7 +191,10 @@ def skglm_group_lq():
 def fit_celer(X, y, lam, tol, w_start, loss, depth):
     from celer import GroupLasso
 
-    model = GroupLasso(groups=GROUP_SIZE, alpha=lam, fit_intercept=False, tol=tol, max_iter=1000)
+    model = GroupLasso(
+        groups=GROUP_SIZE, alpha=lam, fit_intercept=False, tol=tol, max_iter=1000, warm_start=True
+    )
+    model.coef_ = np.array(w_start, dtype=float)  # the warm start (scikit-learn's convention)
     return model.fit(X, y).coef_
 
 
@@ -232,15 +236,15 @@ OURS = {"dgating prox": fit_prox, "dgating gated": fit_gated}
 
 
 def path_fitter(fit: Callable, name: str) -> Callable:
-    """Fit a whole path, warm-started: ``dgating.solve_path`` if present, else a loop."""
+    """Fit a whole path, warm-started: ``dgating.solve_path`` for our routes, else a loop."""
 
     def run(X, y, lams, tol, w_start, loss, depth):
-        import dgating
+        if name in OURS:
+            from dgating import GroupedProblem, solve_path
 
-        solve_path = getattr(dgating, "solve_path", None)
-        if name == "dgating prox" and solve_path is not None:
-            problem = dgating.GroupedProblem(X, y, np.arange(X.shape[1]) // GROUP_SIZE, loss)
-            return [r.w for r in solve_path(problem, depth, lams, tol=tol)]
+            problem = GroupedProblem(X, y, np.arange(X.shape[1]) // GROUP_SIZE, loss)
+            method = name.split()[-1]  # "prox" or "gated"
+            return list(solve_path(problem, depth, lams, method=method, tol=tol).coefs)
         out, w = [], w_start
         for lam in lams:
             w = fit(X, y, lam, tol, w, loss, depth)
@@ -606,6 +610,7 @@ def instances(quick: bool, n_path: int) -> list[dict]:
     a = dict(n_samples=500, n_features=1000, rho=0.6)
     b = dict(n_samples=2000, n_features=5000, rho=0.3)
     c = dict(n_samples=200, n_features=20000, rho=0.6)
+    e = dict(n_samples=10_000, n_features=500, rho=0.6)  # n >> p
     sparse_big = dict(n_samples=2000, n_features=100_000, density=1e-3, n_active=20)
     sparse_mid = dict(n_samples=1000, n_features=20_000, density=1e-2, n_active=10)
     out = []
@@ -626,6 +631,10 @@ def instances(quick: bool, n_path: int) -> list[dict]:
     add("B n=2000 p=5000", b, 0.01)
     add("C n=200 p=20000", c, 0.1)
     add("C n=200 p=20000", c, 0.01)
+    add("E n=10000 p=500", e, 0.1)
+    add("E n=10000 p=500", e, 0.01)
+    add("E n=10000 p=500", e, 0.05, depth=3)
+    add("E logistic", e, 0.01, loss="logistic")
     add("A logistic", a, 0.01, loss="logistic")
     add("A logistic", a, 0.1, loss="logistic", depth=3)
     add("B n=2000 p=5000", b, 0.05, depth=3)
@@ -690,16 +699,7 @@ def main(argv: list[str] | None = None) -> int:
         f"BLAS threads={os.environ['OPENBLAS_NUM_THREADS']}; repeats={args.repeats} "
         f"(isolated rows: {args.isolated_repeats} per solver, timeout {args.timeout:g} s)"
     )
-    import dgating
-
-    print(
-        "path rows use "
-        + (
-            "dgating.solve_path"
-            if hasattr(dgating, "solve_path")
-            else "a warm-started loop over solve_prox (no dgating.solve_path)"
-        )
-    )
+    print("path rows: dgating.solve_path for our routes; peers refit with warm starts")
     summary: dict = {}
     try:
         for spec in instances(args.quick, args.path):
