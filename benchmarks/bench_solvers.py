@@ -9,8 +9,8 @@ contiguous groups of 10, signal-to-noise ratio 3; :math:`\lambda` a fraction of
   :math:`\lambda / \lambda_{\max} = 0.1, 0.01`;
 * logistic loss (labels :math:`\mathrm{sign}(y)`), D = 2, 3;
 * sparse ``X`` (CSC, density 1e-3 .. 1e-2) with :math:`p` up to :math:`10^5` (skipped with a message
-  where ``GroupedProblem`` rejects sparse ``X``); the two :math:`p = 10^5` rows are *isolated*
-  (below);
+  where ``GroupedProblem`` rejects sparse ``X``); the :math:`p = 10^5` rows (two sparse, one
+  dense with :math:`n = 200`) are *isolated* (below);
 * D = 3, 4 (:math:`L_{2,2/3}`, :math:`L_{2,1/2}`), against skglm's ``GroupBCD`` with a group
   :math:`L_{2,q}` penalty written in its custom-penalty interface (:func:`skglm_group_lq`), both
   from the same ridge point (its time excluded from all);
@@ -612,6 +612,7 @@ def instances(quick: bool, n_path: int) -> list[dict]:
     c = dict(n_samples=200, n_features=20000, rho=0.6)
     e = dict(n_samples=10_000, n_features=500, rho=0.6)  # n >> p
     sparse_big = dict(n_samples=2000, n_features=100_000, density=1e-3, n_active=20)
+    dense_big = dict(n_samples=200, n_features=100_000, rho=0.6, n_active=20)
     sparse_mid = dict(n_samples=1000, n_features=20_000, density=1e-2, n_active=10)
     out = []
 
@@ -641,6 +642,7 @@ def instances(quick: bool, n_path: int) -> list[dict]:
     add("B n=2000 p=5000", b, 0.1, depth=4)
     add("sparse n=2000 p=1e5", sparse_big, 0.1, isolate=True)
     add("sparse n=2000 p=1e5", sparse_big, 0.01, isolate=True)
+    add("dense n=200 p=1e5", dense_big, 0.1, isolate=True)
     add("path A", a, None, depth=3, n_path=n_path, routes=["dgating prox"])
     return out
 
