@@ -244,7 +244,7 @@ def path_fitter(fit: Callable, name: str) -> Callable:
 
             problem = GroupedProblem(X, y, np.arange(X.shape[1]) // GROUP_SIZE, loss)
             method = name.split()[-1]  # "prox" or "gated"
-            return list(solve_path(problem, depth, lams, method=method, tol=tol).coefs)
+            return list(solve_path(problem, depth, np.asarray(lams), method=method, tol=tol).coefs)
         out, w = [], w_start
         for lam in lams:
             w = fit(X, y, lam, tol, w, loss, depth)
@@ -359,7 +359,7 @@ def run_instance(spec: dict, repeats: int, summary: dict) -> None:
         for name, (tol, vals, reached) in cal.items()
     }
     header = f"in process, {repeats} warm repeats after 1 untimed"
-    report(spec, inst, rows, best, tightest["dgating prox"], header, summary)
+    report(spec, inst, rows, best, tightest.get("dgating prox"), header, summary)
 
 
 # --- isolated instances: one fresh process per fit, wall-time limit, peak memory ----------------
@@ -556,7 +556,7 @@ def report(spec, inst, rows, best, w_ref, header, summary) -> None:
         return (float(how(row["times"])), 0) if "times" in row else (row["over"], 1)
 
     best_peer = min((seconds(rows[p], np.median) for p in peers), key=lambda t: (t[1], t[0]))
-    support = np.count_nonzero(inst["problem"].groups.norms(w_ref[-1]))
+    support = "?" if w_ref is None else np.count_nonzero(inst["problem"].groups.norms(w_ref[-1]))
     frac, memory = spec["frac"], any("peak" in row for row in rows.values())
     where = f"{spec['label']}, " + (f"{frac} lam_max" if frac else "path") + f", D={spec['depth']}"
     print(
@@ -572,7 +572,8 @@ def report(spec, inst, rows, best, w_ref, header, summary) -> None:
     print(
         f"  {'solver':30s} {'median s':>9s} {'worst s':>9s} {'ratio':>9s} {'worst':>9s} "
         f"{'max rel dF':>10s}  {'tol':7s}"
-        + (f" {'peak MiB':>9s}" + "".join(f" {'/' + p.split()[0]:>8s}" for p in mem_peers))
+        + (f" {'peak MiB':>9s}" if memory else "")
+        + "".join(f" {'/' + p.split()[0]:>8s}" for p in mem_peers)
     )
     for name, row in rows.items():
         med, worst = seconds(row, np.median), seconds(row, np.max)
