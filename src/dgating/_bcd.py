@@ -295,7 +295,9 @@ class _Design:
         self.problem = weakref.proxy(problem)
         # Block g < n_groups is group g; block n_groups holds the unpenalised features.
         key = self._key(groups)
-        self.grp_idx = np.argsort(key, kind="stable").astype(np.int64)
+        # Features ordered by block; None when they already are (contiguous groups, the common
+        # case: no index array of length p is kept).
+        self.grp_idx = None if np.all(key[:-1] <= key[1:]) else np.argsort(key, kind="stable")
         counts = np.bincount(key, minlength=n_groups + 1)
         self.grp_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.curv = problem.loss.curvature_bound(problem.n_samples)
@@ -333,19 +335,14 @@ class _WorkingSet:
             design.grp_ptr[blocks + 1] - design.grp_ptr[blocks],
         )
         self.ptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        # Positions in grp_idx: block b's run starts[b] .. starts[b] + sizes[b], concatenated.
-        self.feats = design.grp_idx[
-            np.repeat(starts - self.ptr[:-1], sizes) + np.arange(self.ptr[-1])
-        ]
+        # Positions in block order: block b's run starts[b] .. starts[b] + sizes[b], concatenated.
+        pos = np.repeat(starts - self.ptr[:-1], sizes) + np.arange(self.ptr[-1])
+        self.feats = pos if design.grp_idx is None else design.grp_idx[pos]
         X = problem.X
         if sp.issparse(X):
             cols = sp.csc_array(X[:, self.feats])
             self.X = np.zeros((1, 1), order="F")
-            self.data = cols.data
-            self.indices, self.indptr = (
-                cols.indices.astype(np.int64),
-                cols.indptr.astype(np.int64),
-            )
+            self.data, self.indices, self.indptr = cols.data, cols.indices, cols.indptr
         else:
             # A Fortran-ordered copy, gathered along the memory order of X.
             cols = self.X = (
@@ -353,7 +350,8 @@ class _WorkingSet:
                 if X.flags.f_contiguous
                 else np.asfortranarray(X[:, self.feats])
             )
-            self.data, self.indices = np.zeros(1), np.zeros(1, dtype=np.int64)
+            # Placeholders typed like scipy's CSC index arrays: one compiled kernel serves both.
+            self.data, self.indices = np.zeros(1), np.zeros(1, dtype=np.int32)
             self.indptr = self.indices
         self.sparse = sp.issparse(X)
         self.xty = np.asarray(cols.T @ problem.y, dtype=np.float64)
@@ -470,7 +468,8 @@ def solve_bcd(
     min_ws: int = 10,
 ) -> tuple[np.ndarray, int, int, str]:
     r"""Working-set group BCD from ``w`` until the largest first-order residual of :math:`L_w`
-    (:meth:`~dgating.penalties.GroupLqPenalty.residuals`) is at most ``tol_abs``.
+    (:meth:`~dgating.penalties.GroupLqPenalty.residuals`) is at most ``tol_abs``. A float64
+    ``w`` is overwritten (the caller passes its own copy: no second weight vector).
 
     Outer loop: full gradient, residuals, and a score per group that ranks candidates: the
     residual, and for a zero group with :math:`q < 1` (whose residual is zero by convention)
@@ -494,7 +493,7 @@ def solve_bcd(
     design = _design(problem)
     groups, loss, y = problem.groups, problem.loss, problem.y
     n_groups = groups.n_groups
-    w = np.array(w, dtype=np.float64)
+    w = np.asarray(w, dtype=np.float64)
     z = np.asarray(problem.X @ w, dtype=np.float64)
     ws: _WorkingSet | None = None
     ws_size, epochs = 0, 0
