@@ -644,7 +644,8 @@ def instances(quick: bool, n_path: int) -> list[dict]:
     add("sparse n=2000 p=1e5", sparse_big, 0.1, isolate=True)
     add("sparse n=2000 p=1e5", sparse_big, 0.01, isolate=True)
     add("dense n=200 p=1e5", dense_big, 0.1, isolate=True)
-    add("path A", a, None, depth=3, n_path=n_path, routes=["dgating prox"])
+    # skglm's calibration over 50 non-convex solves ran for more than 35 minutes: isolated.
+    add("path A, D=3", a, None, depth=3, n_path=n_path, routes=["dgating prox"], isolate=True)
     return out
 
 
