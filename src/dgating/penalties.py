@@ -27,7 +27,7 @@ from numba import njit
 from ._validation import InvalidParameterError, check_depth, check_lam
 from .groups import Groups
 
-__all__ = ["GroupLqPenalty", "effective_q", "prox_threshold", "scalar_prox"]
+__all__ = ["GroupLqPenalty", "effective_q", "group_residuals", "prox_threshold", "scalar_prox"]
 
 
 def effective_q(depth: int) -> float:
