@@ -435,9 +435,10 @@ def _newton(
         )  # fmt: skip
         epochs += n_ep
         d, u = v - w, zm - z
-        f0 = _loss_value(z, y, 1, none, none, none) + _penalty(w, ptr, pen, lam, q)
-        decrease = _loss_value(zm, y, 2, z, r0, wts) + _penalty(v, ptr, pen, lam, q)
-        decrease -= _penalty(w, ptr, pen, lam, q)  # model change, <= 0 (BCD descends on it)
+        pen_w = _penalty(w, ptr, pen, lam, q)
+        f0 = _loss_value(z, y, 1, none, none, none) + pen_w
+        # Model change, <= 0 (BCD descends on the model, whose loss part is 0 at w).
+        decrease = _loss_value(zm, y, 2, z, r0, wts) + _penalty(v, ptr, pen, lam, q) - pen_w
         t = 1.0
         for _ in range(_MAX_HALVINGS):
             f = _loss_value(z + t * u, y, 1, none, none, none)
